@@ -1,0 +1,72 @@
+"""Runtime basics shared by every lab: device choice, seeding, progress bars.
+
+- ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``).
+- ``seed_everything(seed)`` seeds Python, NumPy and torch so that stored notebook outputs are
+  deterministic on a given machine (what strict ``pytest --nbval`` needs).
+- ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
+  ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
+  turns it off for nbval because a live bar's text depends on timing (GUIDE section 3).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Iterable, Optional, TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+_PROGRESS_OVERRIDE: Optional[bool] = None
+
+
+def get_device(prefer: Optional[str] = None) -> torch.device:
+    """Return the device to compute on: ``prefer`` if given, else $COURSE_KIT_DEVICE, else CUDA if available, else CPU."""
+    name = prefer or os.environ.get("COURSE_KIT_DEVICE")
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available; use 'cpu' or leave it unset")
+        if not (name == "cpu" or name.startswith("cuda") or name == "mps"):
+            raise ValueError(f"unknown device {name!r}; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'")
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU ``torch.Generator`` seeded the same way."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_progress(enabled: Optional[bool]) -> None:
+    """Turn every course_kit progress bar on (True) or off (False); None goes back to $COURSE_KIT_PROGRESS."""
+    global _PROGRESS_OVERRIDE
+    _PROGRESS_OVERRIDE = enabled
+
+
+def progress_enabled() -> bool:
+    """Whether course_kit progress bars are shown right now."""
+    if _PROGRESS_OVERRIDE is not None:
+        return _PROGRESS_OVERRIDE
+    return os.environ.get("COURSE_KIT_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def progress(iterable: Optional[Iterable[T]] = None, desc: str = "", total: Optional[int] = None, **kwargs):
+    """A tqdm progress bar (notebook widget in Jupyter, text in a terminal) that obeys ``set_progress``.
+
+    ``disable=`` is passed explicitly because ``TQDM_DISABLE`` does not reach ``tqdm.notebook``.
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", not progress_enabled())
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, desc=desc, total=total, **kwargs)
