@@ -27,7 +27,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 # lab name -> "module:function" returning the lab's headline figures (see module docstring)
 LABS: Dict[str, str] = {
-    "cfg": "course_kit.cfg_lab:headline",  # Lab 01: CFG stereotype amplification
+    "cfg": "course_kit.experiments.cfg:headline",  # Lab 01: CFG stereotype amplification
+    "reward": "course_kit.experiments.reward:headline",  # Lab 02: Bradley-Terry reward models
+    "ppo": "course_kit.experiments.ppo:headline",  # Lab 03: PPO with KL, reward hacking
+    "dpo": "course_kit.experiments.dpo:headline",  # Lab 04: DPO and its saturating gradient
+    "maxmin": "course_kit.experiments.maxmin:headline",  # Lab 05: MaxMin-RLHF
+    "ddpo": "course_kit.experiments.ddpo:headline",  # Lab 06: DDPO gender debiasing
 }
 
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
@@ -37,6 +42,11 @@ DATA: Dict[str, str] = {}
 # one line per lab for `course-kit list`
 DESCRIPTIONS: Dict[str, str] = {
     "cfg": "Lab 01: classifier-free guidance turns a 70/30 training mix into ~95/5 samples",
+    "reward": "Lab 02: Bradley-Terry reward model fitted from preference pairs",
+    "ppo": "Lab 03: PPO with a KL penalty reaches pi*; without it the proxy reward is hacked",
+    "dpo": "Lab 04: DPO reaches pi* and lowers hallucination (CHAIR) and sycophancy",
+    "maxmin": "Lab 05: MaxMin-RLHF: EM clusters of users, then max-min policy optimisation",
+    "ddpo": "Lab 06: DDPO fine-tuning of a diffusion model to balance perceived gender",
 }
 
 
