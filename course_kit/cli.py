@@ -37,7 +37,9 @@ LABS: Dict[str, str] = {
 
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
 # (`course-kit build-data <name>|--all`); every file in data/ is made by one of these
-DATA: Dict[str, str] = {}
+DATA: Dict[str, str] = {
+    "scene_reward_model": "course_kit.reward_trl:build_checkpoint",  # Lab 02 -> Lab 03: TRL reward model of the scene world
+}
 
 # one line per lab for `course-kit list`
 DESCRIPTIONS: Dict[str, str] = {
