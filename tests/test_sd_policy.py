@@ -1,0 +1,123 @@
+"""StableDiffusionPolicy on the tiny random pipeline: parity with diffusers, LoRA-only training, DDPO smoke test."""
+
+import pytest
+import torch
+
+from course_kit.ddpo import DDPOConfig, DDPOTrainer, DiffusionPolicy, sample_with_logprob
+from course_kit.sd_policy import StableDiffusionPolicy, load_stable_diffusion, tiny_stable_diffusion
+
+PROMPTS = ["photo of the face of a nurse", "photo of the face of a ceo"]
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+
+
+def test_policy_protocol_and_only_lora_trainable(policy):
+    assert isinstance(policy, DiffusionPolicy)
+    assert policy.latent_shape == (4, 8, 8) and policy.image_size == 16
+    trainable = {n for n, p in policy.unet.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_A" in n or "lora_B" in n for n in trainable)
+    targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] if "to_out" not in n else "to_out.0" for n in trainable}
+    assert targets == {"to_q", "to_k", "to_v", "to_out.0"}
+    assert {id(p) for p in policy.trainable_parameters()} == {id(p) for n, p in policy.unet.named_parameters() if p.requires_grad}
+    assert not any(p.requires_grad for p in policy.vae.parameters())
+    assert not any(p.requires_grad for p in policy.text_encoder.parameters())
+    assert all(p.dtype == torch.float32 for p in policy.trainable_parameters())
+
+
+def test_sampler_matches_the_diffusers_pipeline(policy):
+    """D's DDIM sampler + our CFG/decoding reproduce StableDiffusionPipeline(eta=1) image for image.
+
+    The LoRA B matrices start at zero, so the adapted UNet equals the base UNet here.
+    """
+    config = DDPOConfig(num_steps=4, guidance_scale=5.0, eta=1.0, batch_size=2, train_batch_size=2)
+    ours = sample_with_logprob(policy, PROMPTS, config, torch.Generator().manual_seed(7))
+    pipe = policy.pipeline
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(PROMPTS, height=16, width=16, num_inference_steps=4, guidance_scale=5.0, eta=1.0,
+               generator=torch.Generator().manual_seed(7), output_type="pt").images  # (2, 3, 16, 16)
+    assert ours.images.shape == ref.shape == (2, 3, 16, 16)
+    assert torch.allclose(ours.images, ref, atol=1e-4)
+    assert ours.log_probs.shape == (2, 4) and torch.isfinite(ours.log_probs).all()
+
+
+def test_cfg_against_two_unet_passes(policy):
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, *policy.latent_shape, generator=g)
+    cond = policy.encode_prompts(PROMPTS)  # (2, 77, 32)
+    t = torch.tensor(501)
+    with torch.no_grad():
+        eps_c = policy.unet(latents, t, encoder_hidden_states=cond).sample
+        eps_u = policy.unet(latents, t, encoder_hidden_states=policy.encode_prompts(["", ""])).sample
+        ours = policy.predict_noise(latents, t, cond, guidance_scale=7.5)
+        plain = policy.predict_noise(latents, t, cond, guidance_scale=1.0)
+    assert torch.allclose(ours, eps_u + 7.5 * (eps_c - eps_u), atol=1e-4)  # batched vs separate passes differ by ~1e-6, times 7.5
+    assert torch.allclose(plain, eps_c, atol=1e-5)
+    images = policy.decode(latents)
+    assert images.shape == (2, 3, 16, 16) and images.min() >= 0 and images.max() <= 1
+
+
+def test_one_ddpo_epoch_moves_lora_and_only_lora():
+    policy = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+    before = {n: p.detach().clone() for n, p in policy.pipeline.unet.named_parameters()}
+    frozen = {n: p.detach().clone() for m in (policy.vae, policy.text_encoder) for n, p in m.named_parameters()}
+
+    def reward_fn(images, prompts):
+        return images.mean(dim=(1, 2, 3)), {"labels": []}
+
+    config = DDPOConfig(num_steps=3, batch_size=4, num_batches_per_epoch=1, train_batch_size=4, guidance_scale=3.0, lr=1e-2)
+    DDPOTrainer(policy, reward_fn, config).train_epoch(PROMPTS)
+    changed = {n for n, p in policy.unet.named_parameters() if not torch.equal(before[n], p)}
+    assert changed and all("lora_" in n for n in changed)
+    # B starts at 0, so the first step moves every B; A's gradient is proportional to B and stays 0.
+    assert changed == {n for n in before if "lora_B" in n}
+    assert all(torch.equal(frozen[n], p) for m in (policy.vae, policy.text_encoder) for n, p in m.named_parameters())
+    policy.set_lora_enabled(False)  # the base model is untouched: switching the adapter off restores it
+    base = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+    latents = torch.randn(1, *policy.latent_shape)
+    cond = policy.encode_prompts(PROMPTS[:1])
+    with torch.no_grad():
+        assert torch.allclose(policy.predict_noise(latents, 500, cond, 3.0), base.predict_noise(latents, 500, cond, 3.0), atol=1e-6)
+
+
+def test_ddpo_raises_a_brightness_reward():
+    """Smoke test: three DDPO epochs on reward = mean pixel value raise it on fixed evaluation noise."""
+    policy = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+
+    def reward_fn(images, prompts):
+        return images.mean(dim=(1, 2, 3)), {"labels": []}
+
+    config = DDPOConfig(num_steps=4, batch_size=8, num_batches_per_epoch=1, train_batch_size=8, guidance_scale=3.0, lr=3e-2)
+
+    def evaluate():
+        return sample_with_logprob(policy, PROMPTS * 4, config, torch.Generator().manual_seed(123)).images.mean().item()
+
+    start = evaluate()
+    trainer = DDPOTrainer(policy, reward_fn, config)
+    for _ in range(3):
+        trainer.train_epoch(PROMPTS)
+    assert evaluate() > start + 0.01
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="StableDiffusionPipeline"):
+        StableDiffusionPolicy(object())
+    pipe = tiny_stable_diffusion()
+    with pytest.raises(ValueError, match="lora_rank"):
+        StableDiffusionPolicy(pipe, lora_rank=0)
+    with pytest.raises(ValueError, match="float16"):
+        StableDiffusionPolicy(pipe, device="cpu", dtype=torch.float16)
+    with pytest.raises(ValueError, match="multiple of the VAE scale factor"):
+        StableDiffusionPolicy(pipe, device="cpu", image_size=15)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    pipe = tiny_stable_diffusion(seed=3)
+    pipe.save_pretrained(tmp_path / "sd")
+    loaded = load_stable_diffusion(str(tmp_path / "sd"), device="cpu")
+    for a, b in zip(pipe.unet.parameters(), loaded.unet.parameters()):
+        assert torch.equal(a, b)
+    assert loaded.tokenizer("photo of a nurse").input_ids == pipe.tokenizer("photo of a nurse").input_ids
+    assert type(loaded.scheduler).__name__ == "DDIMScheduler" and loaded.scheduler.config.steps_offset == 1
