@@ -1,0 +1,32 @@
+"""Lab 01's learned denoiser: training smoke test and the learned amplification curve."""
+
+import torch
+
+from course_kit.cfg_denoiser import NULL_PROMPT, DenoiserConfig, learned_noise_fn, train_denoiser
+from course_kit.cfg_guidance import amplification_curve
+from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+
+
+def test_training_moves_parameters_and_lowers_the_loss():
+    torch.manual_seed(0)
+    config = DenoiserConfig(steps=150, batch_size=256)
+    from course_kit.cfg_denoiser import ConditionalDenoiser
+
+    torch.manual_seed(config.seed)
+    untrained = ConditionalDenoiser(config)
+    model, losses = train_denoiser(config)
+    before = torch.cat([p.flatten() for p in untrained.parameters()])
+    after = torch.cat([p.flatten() for p in model.parameters()])
+    assert not torch.allclose(before, after)
+    assert sum(losses[-20:]) / 20 < 0.7 * sum(losses[:20]) / 20
+
+
+def test_learned_model_amplifies_like_the_exact_one():
+    model, _ = train_denoiser(DenoiserConfig(steps=800, batch_size=512))
+    cfg = MixtureConfig()
+    cond, uncond = GaussianMixture1D.from_config(cfg), GaussianMixture1D.from_config(cfg, False)
+    curve = amplification_curve(
+        cond, uncond, [1.0, 3.0], 2000, 0, eps_cond=learned_noise_fn(model, 0), eps_uncond=learned_noise_fn(model, NULL_PROMPT)
+    )
+    assert abs(curve[1.0]["sampler"] - 0.7) < 0.06
+    assert curve[3.0]["sampler"] > curve[1.0]["sampler"] + 0.1

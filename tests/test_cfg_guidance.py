@@ -1,0 +1,100 @@
+"""Lab 01: the guided DDIM sampler against closed forms."""
+
+import math
+
+import pytest
+import torch
+
+from course_kit.cfg_guidance import (
+    SamplerConfig,
+    amplification_curve,
+    attribute_tilt_share,
+    exact_noise_fn,
+    guided_noise,
+    majority_share,
+    sample_guided,
+    tilted_majority_share,
+)
+from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+
+COND = GaussianMixture1D.from_config(MixtureConfig(), conditional=True)
+UNCOND = GaussianMixture1D.from_config(MixtureConfig(), conditional=False)
+
+
+def test_guided_noise_by_hand():
+    eu, ec = torch.tensor([1.0, -2.0]), torch.tensor([3.0, 0.0])
+    assert torch.equal(guided_noise(eu, ec, 0.0), eu)
+    assert torch.equal(guided_noise(eu, ec, 1.0), ec)
+    assert torch.allclose(guided_noise(eu, ec, 3.0), torch.tensor([7.0, 4.0]))  # 1 + 3*2, -2 + 3*2
+
+
+@pytest.mark.parametrize("w, expected", [(0.0, 0.5), (1.0, 0.7), (3.0, 0.9270), (7.5, 0.99825)])
+def test_attribute_tilt_closed_form(w, expected):
+    assert attribute_tilt_share(0.7, 0.5, w) == pytest.approx(expected, abs=2e-4)
+    assert attribute_tilt_share(0.7, 0.5, w) == pytest.approx(1 / (1 + (3 / 7) ** w))
+
+
+def test_tilted_density_share_equals_attribute_tilt_for_separated_modes():
+    for w in (0.0, 1.0, 3.0, 5.0):
+        assert tilted_majority_share(COND, UNCOND, w) == pytest.approx(attribute_tilt_share(0.7, 0.5, w), abs=2e-3)
+
+
+def test_w1_sampler_reproduces_the_conditional_distribution():
+    g = torch.Generator().manual_seed(0)
+    x = sample_guided(exact_noise_fn(COND), exact_noise_fn(UNCOND), 1.0, 20_000, generator=g)
+    assert float(majority_share(x, COND)) == pytest.approx(0.7, abs=0.012)
+    assert float(x[x > 0].std()) == pytest.approx(0.3, abs=0.02)
+    assert float(x[x > 0].mean()) == pytest.approx(1.0, abs=0.02)
+
+
+def test_guidance_amplifies_the_majority_as_the_lecture_says():
+    curve = amplification_curve(COND, UNCOND, [0.0, 1.0, 3.0, 7.5], n_samples=10_000, seed=0)
+    shares = [curve[w]["sampler"] for w in (0.0, 1.0, 3.0, 7.5)]
+    assert shares == sorted(shares)
+    assert shares[0] == pytest.approx(0.5, abs=0.015)
+    assert shares[1] == pytest.approx(0.7, abs=0.015)
+    assert shares[2] == pytest.approx(0.93, abs=0.015)
+    assert shares[3] > 0.99
+
+
+def test_no_gap_no_amplification():
+    curve = amplification_curve(COND, COND, [1.0, 7.5], n_samples=5_000, seed=0)
+    assert curve[1.0]["sampler"] == pytest.approx(curve[7.5]["sampler"], abs=1e-6)
+    assert curve[7.5]["tilted"] == pytest.approx(0.7, abs=2e-3)
+
+
+def test_overlapping_modes_sampler_amplifies_more_than_tilted_law():
+    cond = GaussianMixture1D([0.3, -0.3], 0.5, [0.7, 0.3])
+    uncond = GaussianMixture1D([0.3, -0.3], 0.5, [0.5, 0.5])
+    curve = amplification_curve(cond, uncond, [7.5], n_samples=10_000, seed=0)
+    assert curve[7.5]["sampler"] > curve[7.5]["tilted"] + 0.02
+
+
+def test_vectorised_weights_match_one_at_a_time():
+    fn_c, fn_u = exact_noise_fn(COND), exact_noise_fn(UNCOND)
+    cfg = SamplerConfig(num_inference_steps=10)
+    both = sample_guided(fn_c, fn_u, [1.0, 3.0], 500, cfg, torch.Generator().manual_seed(3))
+    one = sample_guided(fn_c, fn_u, 3.0, 500, cfg, torch.Generator().manual_seed(3))
+    assert torch.allclose(both[1], one, atol=1e-5)
+
+
+@pytest.mark.parametrize("w", ["3", None, float("nan"), float("inf"), True])
+def test_bad_guidance_weights_are_rejected(w):
+    with pytest.raises((TypeError, ValueError), match="guidance weight"):
+        sample_guided(exact_noise_fn(COND), exact_noise_fn(UNCOND), w, 10)
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5])
+def test_bad_sample_counts_are_rejected(n):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        sample_guided(exact_noise_fn(COND), exact_noise_fn(UNCOND), 1.0, n)
+
+
+def test_mismatched_noise_shapes_are_rejected():
+    with pytest.raises(ValueError, match="same shape"):
+        guided_noise(torch.zeros(3), torch.zeros(4), 1.0)
+
+
+def test_attribute_tilt_rejects_degenerate_probabilities():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        attribute_tilt_share(1.0, 0.5, 2.0)

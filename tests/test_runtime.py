@@ -1,0 +1,71 @@
+"""Shared basics: device choice, seeding, progress bars, quiz checks, plotting."""
+
+import pytest
+import torch
+
+from course_kit import quiz
+from course_kit.plotting import new_figure
+from course_kit.runtime import get_device, progress, progress_enabled, seed_everything, set_progress
+
+
+def test_seed_everything_makes_torch_repeatable():
+    seed_everything(3)
+    a = torch.randn(4)
+    g = seed_everything(3)
+    assert torch.equal(a, torch.randn(4))
+    assert torch.equal(torch.randn(2, generator=g), torch.randn(2, generator=torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_bad_seeds_are_rejected(seed):
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seed_everything(seed)
+
+
+def test_device_defaults_and_errors(monkeypatch):
+    monkeypatch.delenv("COURSE_KIT_DEVICE", raising=False)
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            get_device("cuda")
+
+
+def test_progress_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("COURSE_KIT_PROGRESS", "0")
+    set_progress(None)
+    assert not progress_enabled()
+    assert progress(range(3)).disable
+    set_progress(True)
+    try:
+        assert progress_enabled()
+        assert list(progress(range(3))) == [0, 1, 2]
+    finally:
+        set_progress(None)
+
+
+def test_quiz_checks(capsys):
+    assert quiz.check("q1", 0.93, expected=0.927, tol=0.01)
+    assert not quiz.check("q2", 0.5, expected=0.927, tol=0.01, hint="think about (3/7)^w")
+    assert not quiz.check("q3", ..., expected=1.0)
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["q1: correct", "q2: not yet - think about (3/7)^w", "q3: no answer yet - replace the ... with your answer"]
+    assert quiz.check_choice("q4", "B", expected="b", choices="abc")
+    with pytest.raises(ValueError, match="not one of the choices"):
+        quiz.check_choice("q5", "d", expected="b", choices="abc")
+    with pytest.raises(TypeError, match="must be a number"):
+        quiz.check("q6", "lots", expected=1.0)
+
+
+def test_new_figure_shapes():
+    import matplotlib.pyplot as plt
+
+    fig, ax = new_figure()
+    assert hasattr(ax, "plot")
+    fig2, axes = new_figure(ncols=3)
+    assert len(axes) == 3
+    plt.close("all")
+    with pytest.raises(ValueError, match=">= 1"):
+        new_figure(ncols=0)
