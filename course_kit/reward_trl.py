@@ -96,6 +96,17 @@ def pair_accuracy(model, tokenizer, dataset) -> float:
     return float((r_c > r_r).float().mean())
 
 
+def accuracy_by_kind(model, tokenizer, dataset) -> Dict[str, float]:
+    """``pair_accuracy`` per value of the dataset's ``kind`` column (hallucination / coverage / sycophancy)."""
+    if "kind" not in dataset.column_names:
+        raise ValueError("the dataset has no 'kind' column")
+    kinds = dataset["kind"]
+    return {
+        kind: pair_accuracy(model, tokenizer, dataset.select([i for i, k in enumerate(kinds) if k == kind]))
+        for kind in sorted(set(kinds))
+    }
+
+
 def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardConfig] = None, output_dir: Optional[str] = None):
     """Train ``model`` with TRL's ``RewardTrainer`` for ``cfg.steps`` steps; return the trainer (its log in ``state.log_history``).
 
