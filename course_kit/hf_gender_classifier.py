@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from course_kit.runtime import get_device
+from course_kit.sd_policy import resolve_device
 
 DEFAULT_MODEL_ID = "rizvandwiki/gender-classification-2"
 CONFIDENCE_THRESHOLD = 0.7  # seed 002, section III-C
@@ -96,7 +96,7 @@ class HFGenderClassifier:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.threshold = threshold
         self.batch_size = batch_size
-        self.device = get_device(str(device)) if device is not None else get_device()
+        self.device = resolve_device(device)
         self.pipe = pipeline("image-classification", model=str(model), device=self.device)
         id2label = self.pipe.model.config.id2label
         self.female_label, self.male_label = gender_label_names(id2label)
@@ -126,6 +126,7 @@ def save_tiny_vit_classifier(directory, seed: int = 0, labels: Sequence[str] = (
     Loadable by ``HFGenderClassifier(directory)`` through the same ``pipeline(...)`` call as the real
     model. 2 layers of width 32, 8x8 patches; its predictions carry no information about gender.
     """
+    from safetensors.torch import save_file
     from transformers import ViTConfig, ViTForImageClassification
     from transformers.models.vit import ViTImageProcessorPil
 
@@ -141,6 +142,10 @@ def save_tiny_vit_classifier(directory, seed: int = 0, labels: Sequence[str] = (
         model = ViTForImageClassification(config)
     finally:
         torch.random.set_rng_state(rng)
-    model.save_pretrained(directory)
+    # Not model.save_pretrained: in transformers 5 it writes config.json only on rank 0 when
+    # torch.distributed is initialised, and every rank of a torchrun job builds its own copy.
+    model.config.save_pretrained(directory)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"),
+              metadata={"format": "pt"})
     ViTImageProcessorPil(size={"height": image_size, "width": image_size}).save_pretrained(directory)
     return directory

@@ -39,6 +39,14 @@ SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # community mirro
 LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # UNet attention projections (ddpo-pytorch)
 
 
+def resolve_device(device: Optional[torch.device | str] = None) -> torch.device:
+    """``get_device()`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
+    if device is None:
+        return get_device()
+    device = torch.device(device)
+    return get_device("cpu" if device.type == "cpu" else str(device))
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     """float16 on CUDA (frozen weights), float32 elsewhere."""
     return torch.float16 if torch.device(device).type == "cuda" else torch.float32
@@ -115,7 +123,7 @@ def load_stable_diffusion(model_id: str = SD15_MODEL_ID, device: Optional[torch.
     """
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    device = get_device(str(device)) if device is not None else get_device()
+    device = resolve_device(device)
     dtype = dtype or default_dtype(device)
     pipe = StableDiffusionPipeline.from_pretrained(model_id, torch_dtype=dtype, safety_checker=None,
                                                    feature_extractor=None, requires_safety_checker=False)
@@ -146,7 +154,7 @@ class StableDiffusionPolicy:
             raise TypeError(f"pipeline must be a diffusers StableDiffusionPipeline, got {type(pipeline).__name__}")
         if isinstance(lora_rank, bool) or not isinstance(lora_rank, int) or lora_rank < 1:
             raise ValueError(f"lora_rank must be an integer >= 1, got {lora_rank!r}")
-        self.device = get_device(str(device)) if device is not None else get_device()
+        self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
         if self.dtype == torch.float16 and self.device.type == "cpu":
             raise ValueError("float16 weights are only supported on CUDA here; use dtype=torch.float32 on CPU")
