@@ -224,11 +224,14 @@ def train_ppo_lm(model, ref_model, tokenizer, prompts: Sequence[str], reward_fn:
         raise ValueError("prompts is empty: pass the prompt pool to sample from")
     generator = torch.Generator().manual_seed(config.seed)
     banned = banned_token_ids(tokenizer)
-    ref_model.eval()
-    for p in ref_model.parameters():
-        p.requires_grad_(False)
+    if ref_model is model:
+        raise ValueError("ref_model must be a separate frozen copy of the policy (e.g. copy.deepcopy(model) before training)")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no parameter with requires_grad=True: nothing for PPO to train")
+    ref_model.eval()  # only ever run under torch.no_grad (collect_rollout)
     model.eval()  # no dropout: the first ratio of every batch is exactly 1
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = torch.optim.Adam(trainable, lr=config.lr)
     history: Dict[str, List[float]] = {k: [] for k in ("reward", "kl", "objective", "approx_kl", "clip_fraction", "length")}
     mb_size = config.batch_size // config.n_minibatches
     rollout = None

@@ -104,9 +104,10 @@ def test_ppo_lm_moves_the_parameters_and_raises_the_reward(tiny_lm):
     assert result.history["kl"][0] == pytest.approx(0.0, abs=1e-5)  # first batch: policy == reference
     assert result.history["kl"][-1] > 0
     assert len(result.samples) == 16
-    # the reference did not move
+    # the reference did not move and can still be trained itself (train_ppo_lm leaves it as it was)
     for p, q in zip(ref.parameters(), tiny_lm[0].parameters()):
         torch.testing.assert_close(p, q)
+        assert p.requires_grad
 
 
 @pytest.mark.parametrize(
@@ -117,13 +118,15 @@ def test_ppo_lm_moves_the_parameters_and_raises_the_reward(tiny_lm):
 def test_bad_config_raises(tiny_lm, overrides, message):
     model, tokenizer = tiny_lm
     with pytest.raises(ValueError, match=message):
-        train_ppo_lm(model, model, tokenizer, PROMPTS, red_share, LMPPOConfig(**overrides))
+        train_ppo_lm(model, copy.deepcopy(model), tokenizer, PROMPTS, red_share, LMPPOConfig(**overrides))
 
 
 def test_bad_inputs_raise(tiny_lm):
     model, tokenizer = tiny_lm
     with pytest.raises(ValueError, match="prompts"):
-        train_ppo_lm(model, model, tokenizer, [], red_share, LMPPOConfig(n_steps=1))
+        train_ppo_lm(model, copy.deepcopy(model), tokenizer, [], red_share, LMPPOConfig(n_steps=1))
+    with pytest.raises(ValueError, match="separate frozen copy"):
+        train_ppo_lm(model, model, tokenizer, PROMPTS, red_share, LMPPOConfig(n_steps=1))
     with pytest.raises(ValueError, match="one reward per response"):
         collect_rollout(model, model, tokenizer, PROMPTS, lambda p, r: torch.zeros(2), 3, torch.Generator())
     with pytest.raises(ValueError, match="rewards"):

@@ -14,15 +14,20 @@ Three parts, the same calls as ``labs/03_ppo_kl.ipynb``:
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import copy
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
 
 from course_kit.ppo import PPOConfig
 from course_kit.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
+from course_kit.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
 from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
 from course_kit.runtime import seed_everything
 
 EXACT_BETAS = (0.25, 0.5, 1.0, 2.0)  # betas of the exact-level check (part 1)
 SWEEP_BETAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)  # betas of the reward-hacking sweep (part 2)
+SEQUENCE_BETAS = (0.05, 0.0)  # betas of the sequence-level runs (part 3): with and without KL
 
 
 def default_world() -> PreferenceWorld:
@@ -43,11 +48,78 @@ def hacking(world: PreferenceWorld, betas: Sequence[float] = SWEEP_BETAS, seed: 
     return proxy, sweep, hacking_summary(sweep, world, proxy)
 
 
+# ------------------------------------------------------------------------ part 3: sequence level
+@dataclass
+class SequenceRun:
+    beta: float  # KL coefficient of this run
+    policy: object  # the fine-tuned scene LM (a copy; the reference is untouched)
+    result: LMPPOResult  # PPO's per-step history and last samples
+    metrics: Dict[str, float]  # scene_lm.evaluate of the policy (chair, coverage, sycophancy, ...) + rm_reward
+
+
+def load_sequence_setup(lm_path=None, reward_path=None):
+    """The SFT scene LM (pi_ref), its tokenizer, and the scene reward model as ``reward_fn(prompts, responses) -> (B,)``."""
+    from course_kit.reward_trl import load_scene_reward_model, score
+    from course_kit.scene_lm import load_scene_lm
+
+    model, tokenizer = load_scene_lm(lm_path)
+    rm, rm_tokenizer = load_scene_reward_model(reward_path, device=str(next(model.parameters()).device))
+
+    def reward_fn(prompts: List[str], responses: List[str]):
+        return score(rm, rm_tokenizer, prompts, responses)  # (B,)
+
+    return model, tokenizer, reward_fn
+
+
+def caption_prompts(n: int, seed: int = 0) -> List[str]:
+    """``n`` captioning prompts for PPO, from scenes drawn like the test scenes (prior object half the time)."""
+    from course_kit import scene_world as sw
+
+    rng = random.Random(40_000 + seed)
+    return [sw.describe_prompt(sw.sample_scene(rng, test=True)) for _ in range(n)]
+
+
+def sequence_metrics(model, tokenizer, reward_fn, n_scenes: int = 100, seed: int = 0) -> Dict[str, float]:
+    """CHAIR & co. (``scene_lm.evaluate``) on ``n_scenes`` test scenes, and the reward model's mean score of the captions."""
+    from course_kit import scene_world as sw
+    from course_kit.scene_lm import evaluate, generate
+
+    scenes = sw.test_scenes(n_scenes, seed=seed)
+    metrics = evaluate(model, tokenizer, scenes, seed=seed)
+    prompts = [sw.describe_prompt(s) for s in scenes]
+    metrics["rm_reward"] = float(reward_fn(prompts, generate(model, tokenizer, prompts, seed=seed)).mean())
+    return metrics
+
+
+def run_sequence_ppo(model, tokenizer, reward_fn, beta: float, n_steps: int = 30, seed: int = 0,
+                     n_scenes: int = 100) -> SequenceRun:
+    """PPO-fine-tune a copy of ``model`` (pi_ref) on captioning prompts against ``reward_fn``; evaluate it."""
+    policy = copy.deepcopy(model)
+    config = LMPPOConfig(beta=beta, n_steps=n_steps, seed=seed)
+    result = train_ppo_lm(policy, model, tokenizer, caption_prompts(256, seed), reward_fn, config, desc=f"PPO LM beta={beta:g}")
+    return SequenceRun(beta, policy, result, sequence_metrics(policy, tokenizer, reward_fn, n_scenes, seed))
+
+
+def sequence_level(quick: bool = False, seed: int = 0, betas: Sequence[float] = SEQUENCE_BETAS) -> Dict:
+    """CHAIR, reward-model score and KL of the scene LM before PPO and after PPO with / without KL."""
+    model, tokenizer, reward_fn = load_sequence_setup()
+    n_steps, n_scenes = (10, 50) if quick else (30, 100)
+    before = sequence_metrics(model, tokenizer, reward_fn, n_scenes, seed)
+    out: Dict = {"before": {k: _r(before[k]) for k in ("chair", "coverage", "rm_reward")}}
+    for beta in betas:
+        run = run_sequence_ppo(model, tokenizer, reward_fn, beta, n_steps, seed, n_scenes)
+        out[f"beta={beta:g}"] = {
+            **{k: _r(run.metrics[k]) for k in ("chair", "coverage", "rm_reward")},
+            "final_kl": _r(run.result.history["kl"][-1]),
+        }
+    return out
+
+
 def _r(x: float, digits: int = 4) -> float:
     return round(float(x), digits)
 
 
-def headline(quick: bool = False, seed: int = 0, sequence: bool = False) -> Dict:
+def headline(quick: bool = False, seed: int = 0, sequence: bool = True) -> Dict:
     """Lab 03's figures: TV to pi* per beta, reward-hacking gains, and (``sequence``) CHAIR before/after PPO."""
     seed_everything(seed)
     world = default_world()
@@ -67,5 +139,5 @@ def headline(quick: bool = False, seed: int = 0, sequence: bool = False) -> Dict
         },
     }
     if sequence:
-        raise ValueError("the sequence-level part is not in this version yet; run with --no-sequence")
+        out["sequence"] = sequence_level(quick=quick, seed=seed)
     return out
