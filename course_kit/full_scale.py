@@ -73,10 +73,12 @@ def _build_full(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
         pipeline = load_stable_diffusion(config.sd_model, device=config.device)
     policy = StableDiffusionPolicy(pipeline, lora_rank=config.lora_rank, image_size=config.image_size,
                                    device=config.device, lora_seed=config.seed)
-    model = config.classifier_model
-    if model == TINY:
-        model = str(save_tiny_vit_classifier(tempfile.mkdtemp(prefix="course_kit_tiny_vit_"), seed=config.seed))
-    classifier = HFGenderClassifier(model, threshold=config.threshold, device=config.device)
+    if config.classifier_model == TINY:
+        with tempfile.TemporaryDirectory(prefix="course_kit_tiny_vit_") as folder:  # loaded into memory, then deleted
+            save_tiny_vit_classifier(folder, seed=config.seed)
+            classifier = HFGenderClassifier(folder, threshold=config.threshold, device=config.device)
+    else:
+        classifier = HFGenderClassifier(config.classifier_model, threshold=config.threshold, device=config.device)
     return policy, classifier
 
 

@@ -112,14 +112,15 @@ def truly_ppo_loss(
     if adv_clip_max is not None and not adv_clip_max > 0:
         raise ValueError(f"adv_clip_max must be > 0 or None, got {adv_clip_max!r}")
 
-    log_prob_old = log_prob_old.detach()
-    adv = advantages.detach()
+    device = log_prob_new.device  # advantages often come from NumPy on the CPU while log-probs live on the GPU
+    log_prob_old = log_prob_old.detach().to(device)
+    adv = advantages.detach().to(device)
     if adv_clip_max is not None:
         adv = adv.clamp(-adv_clip_max, adv_clip_max)  # (B,)
     ratio = torch.exp(log_prob_new - log_prob_old)  # (B,)
     surrogate = ratio * adv  # (B,) r_t A_t
     with torch.no_grad():
-        kl_t = kl.detach() if kl is not None else kl_estimate(log_prob_new, log_prob_old)  # (B,)
+        kl_t = kl.detach().to(device) if kl is not None else kl_estimate(log_prob_new, log_prob_old)  # (B,)
         outside = kl_t >= kl_threshold  # (B,) left the KL trust region
         improved = surrogate >= adv  # (B,) r_t A_t >= r_t(theta_old) A_t
         rollback = outside & improved  # (B,)
