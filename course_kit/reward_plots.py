@@ -68,7 +68,7 @@ def plot_proxy_vs_gold(world: PreferenceWorld, proxy: torch.Tensor):
                edgecolors=MINORITY, label="very long (rare)")
     fig.colorbar(points, ax=ax, label="log10 pi_ref(y)")
     ax.set(xlabel="gold reward r*(y)", ylabel="reward model r_phi(y) (shifted)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     return fig, ax
 
 

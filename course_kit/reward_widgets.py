@@ -2,7 +2,7 @@
 
 Two sliders (number of preference pairs, label-noise rate eps) drive ``RewardExplorer.update``,
 which draws fresh pairs from pi_ref, refits the linear Bradley-Terry reward model
-(``course_kit.experiments.reward.fit_proxy``, ~0.15 s) and redraws proxy-vs-gold per response,
+(``course_kit.experiments.reward.fit_proxy``, ~0.15 s; each slider position is fitted once and cached) and redraws proxy-vs-gold per response,
 coloured by pi_ref mass, with the correlation on typical responses and the held-out pair
 accuracy in the title. The update logic lives here so that plain pytest can drive it by setting
 ``explorer.n_pairs.value`` (GUIDE section 3); the notebook only displays ``explorer.widget``.
@@ -10,10 +10,13 @@ accuracy in the title. The update logic lives here so that plain pytest can driv
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
+
+import torch
 
 from course_kit.experiments.reward import evaluate_proxy, fit_proxy, held_out_pairs
 from course_kit.preference_world import PreferenceWorld, make_world
+from course_kit.reward_plots import plot_proxy_vs_gold
 
 N_PAIRS_OPTIONS = (10, 25, 50, 100, 200, 500, 1000, 2000, 5000)  # choices of the pairs slider
 
@@ -33,6 +36,7 @@ class RewardExplorer:
         self.label_noise = widgets.FloatSlider(value=label_noise, min=0.0, max=0.45, step=0.05, description="label noise")
         self.output = widgets.Output()
         self.last: Dict[str, float] = {}  # the statistics of the latest redraw (read by tests)
+        self._fits: Dict[Tuple[int, float], torch.Tensor] = {}  # (n_pairs, noise) -> proxy rewards (K,), fitted once
         self.n_pairs.observe(self._on_change, names="value")
         self.label_noise.observe(self._on_change, names="value")
         self.widget = widgets.VBox([widgets.HBox([self.n_pairs, self.label_noise]), self.output])
@@ -45,14 +49,14 @@ class RewardExplorer:
         """Refit for the current slider values, redraw, and return the statistics."""
         import matplotlib.pyplot as plt
 
-        from course_kit.reward_plots import plot_proxy_vs_gold
-
-        fit = fit_proxy(self.world, int(self.n_pairs.value), label_noise=float(self.label_noise.value), seed=self.seed)
-        self.last = {"n_pairs": int(self.n_pairs.value), "label_noise": float(self.label_noise.value),
-                     **evaluate_proxy(self.world, fit.proxy, self.eval_pairs)}
+        key = (int(self.n_pairs.value), round(float(self.label_noise.value), 4))
+        if key not in self._fits:  # a slider position seen before redraws without refitting
+            self._fits[key] = fit_proxy(self.world, key[0], label_noise=key[1], seed=self.seed).proxy
+        proxy = self._fits[key]  # (K,)
+        self.last = {"n_pairs": key[0], "label_noise": key[1], **evaluate_proxy(self.world, proxy, self.eval_pairs)}
         self.output.clear_output(wait=True)
         with self.output:
-            fig, ax = plot_proxy_vs_gold(self.world, fit.proxy)
+            fig, ax = plot_proxy_vs_gold(self.world, proxy)
             ax.set_title(f"{self.last['n_pairs']} pairs, noise {self.last['label_noise']:.2f}: corr (typical) "
                          f"{self.last['corr_typical']:.2f}, accuracy {self.last['pair_accuracy']:.3f}")
             plt.show()

@@ -91,6 +91,8 @@ def test_widget_refits_when_sliders_move(world):
     explorer.label_noise.value = 0.45
     assert explorer.last["label_noise"] == pytest.approx(0.45)
     assert explorer.last["pair_accuracy"] != explorer.last["gold_pair_accuracy"]
+    explorer.label_noise.value = 0.0  # back to a position fitted before: served from the cache
+    assert len(explorer._fits) == 3
     plt.close("all")
     with pytest.raises(ValueError, match="n_pairs"):
         RewardExplorer(world, n_pairs=7)

@@ -91,3 +91,16 @@ def test_score_bad_input(scene_reward):
         score(model, tok, ["a"], ["b", "c"])
     with pytest.raises(FileNotFoundError, match="build-data"):
         load_scene_reward_model("/nonexistent/path")
+
+
+def test_shipped_checkpoint_matches_the_scene_tokenizer():
+    """data/scene_reward_model must read the same token ids as the scene LM that Lab 03's PPO trains."""
+    pytest.importorskip("course_kit.scene_lm")
+    from course_kit.reward_trl import DEFAULT_PATH, load_scene_reward_model
+    from course_kit.scene_lm import build_tokenizer
+
+    if not (DEFAULT_PATH / "config.json").exists():
+        pytest.skip("data/scene_reward_model not built")
+    model, tok = load_scene_reward_model(device="cpu")
+    assert tok.get_vocab() == build_tokenizer().get_vocab()
+    assert model.config.num_labels == 1 and model.config.pad_token_id == tok.pad_token_id
