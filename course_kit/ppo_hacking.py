@@ -43,6 +43,16 @@ def fit_proxy_reward(world: PreferenceWorld, n_pairs: int = 2000, seed: int = 0,
         return model(world.features).detach()  # (K,)
 
 
+def prealigned_world(world: PreferenceWorld, beta_dpo: float) -> PreferenceWorld:
+    """The same world with pi_ref replaced by pi_ref exp(r*/beta_dpo)/Z: what DPO converges to with unlimited gold-labelled pairs.
+
+    DPO's optimum is the KL-regularised optimum of the reward behind its labels (Rafailov et al.
+    2023; Lab 04). Lab 03 uses it for seed question 3: RL from a pre-aligned reference.
+    """
+    ref = kl_regularized_optimum(world.ref_probs(), world.gold_reward, beta_dpo)  # (K,)
+    return replace(world, ref_logits=torch.log(ref))
+
+
 def policy_values(probs: torch.Tensor, world: PreferenceWorld, proxy: torch.Tensor) -> Dict[str, float]:
     """Exact KL(pi||pi_ref), E_pi[proxy] and E_pi[gold] of a (K,) policy."""
     return {
@@ -113,7 +123,27 @@ def hacking_summary(sweep: Sequence[Dict], world: PreferenceWorld, proxy: torch.
     return {"reference": ref, "beta0": gains(zero[0]) if zero else None, "best": gains(best)}
 
 
+def sweep_table(records: Sequence[Dict], reward_name: str = "proxy") -> str:
+    """A fixed-width text table of a sweep: beta, KL, E[reward], E[gold], TV to pi* (rounded, for notebooks)."""
+    lines = [f"{'beta':>6} {'KL':>7} {reward_name:>7} {'gold':>7} {'TV to pi*':>10}"]
+    for r in records:
+        tv = "-" if r["tv_to_optimum"] is None else f"{r['tv_to_optimum']:.4f}"
+        lines.append(f"{r['beta']:>6g} {r['kl']:>7.3f} {r['reward']:>7.3f} {r['gold']:>7.3f} {tv:>10}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------ figures
+def plot_rewards_vs_length(ax, world: PreferenceWorld, proxy: torch.Tensor) -> None:
+    """Gold and proxy reward of every response against its length, sized by pi_ref: where the proxy is wrong."""
+    size = 20 + 2000 * world.ref_probs()  # (K,) marker area grows with pi_ref(y)
+    ax.scatter(world.length, world.gold_reward, s=size, color=MINORITY, alpha=0.7, label="gold r*")
+    ax.scatter(world.length, proxy, s=size, color=ACCENT, marker="^", alpha=0.7, label=r"proxy $r_\phi$")
+    ax.set_xlabel("length feature of the response")
+    ax.set_ylabel("reward")
+    ax.set_title(r"rewards per response (marker size ~ $\pi_{ref}$)")
+    ax.legend()
+
+
 def plot_policy_vs_optimum(ax, world: PreferenceWorld, probs: torch.Tensor, optimum: Optional[torch.Tensor], title: str = "") -> None:
     """Bars: pi_ref, pi_PPO and pi* per response, responses sorted by length (very long ones on the right)."""
     order = torch.argsort(world.length)  # (K,)

@@ -87,3 +87,16 @@ def test_headline_quick_without_sequence():
     assert out["tv_to_optimum"]["worst"] < 0.02
     assert out["hacking"]["beta0"]["gold_gain"] < 0 < out["hacking"]["best"]["gold_gain"]
     assert out["hacking"]["beta0"]["proxy_gain"] > out["hacking"]["best"]["proxy_gain"]
+
+
+def test_prealigned_reference_is_the_gold_optimum_and_helps_at_fixed_beta(setup):
+    from course_kit.ppo_hacking import prealigned_world, sweep_table
+
+    world, proxy, sweep = setup
+    aligned = prealigned_world(world, beta_dpo=2.0)
+    torch.testing.assert_close(aligned.ref_probs(), kl_regularized_optimum(world.ref_probs(), world.gold_reward, 2.0))
+    assert float(aligned.ref_probs()[aligned.is_long].sum()) < float(world.ref_probs()[world.is_long].sum())
+    gold_from = lambda w: float(kl_regularized_optimum(w.ref_probs(), proxy, 1.0) @ world.gold_reward)
+    assert gold_from(aligned) > gold_from(world) + 0.3
+    table = sweep_table(sweep)
+    assert table.count("\n") == len(sweep) and "TV to pi*" in table

@@ -59,9 +59,14 @@ class SequenceRun:
 
 def load_sequence_setup(lm_path=None, reward_path=None):
     """The SFT scene LM (pi_ref), its tokenizer, and the scene reward model as ``reward_fn(prompts, responses) -> (B,)``."""
+    from transformers.utils import logging as hf_logging
+
     from course_kit.reward_trl import load_scene_reward_model, score
+    from course_kit.runtime import progress_enabled
     from course_kit.scene_lm import load_scene_lm
 
+    if not progress_enabled():  # transformers' "Loading weights" bar would print into the notebook
+        hf_logging.disable_progress_bar()
     model, tokenizer = load_scene_lm(lm_path)
     rm, rm_tokenizer = load_scene_reward_model(reward_path, device=str(next(model.parameters()).device))
 
@@ -98,6 +103,37 @@ def run_sequence_ppo(model, tokenizer, reward_fn, beta: float, n_steps: int = 30
     config = LMPPOConfig(beta=beta, n_steps=n_steps, seed=seed)
     result = train_ppo_lm(policy, model, tokenizer, caption_prompts(256, seed), reward_fn, config, desc=f"PPO LM beta={beta:g}")
     return SequenceRun(beta, policy, result, sequence_metrics(policy, tokenizer, reward_fn, n_scenes, seed))
+
+
+def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, seed: int = 0) -> str:
+    """Seeded sampled captions of the same ``n`` test scenes by pi_ref and by each run's policy, as text."""
+    from course_kit import scene_world as sw
+    from course_kit.scene_lm import generate
+
+    scenes = sw.test_scenes(n, seed=seed + 1)
+    prompts = [sw.describe_prompt(s) for s in scenes]
+    lines = []
+    for i, prompt in enumerate(prompts):
+        lines.append(f"scene: {' '.join(prompt.split()[1:-3])}")
+        lines.append(f"  pi_ref      : {generate(reference, tokenizer, [prompt], seed=seed + i)[0]}")
+        for run in runs:
+            lines.append(f"  beta = {run.beta:<5g}: {generate(run.policy, tokenizer, [prompt], seed=seed + i)[0]}")
+    return "\n".join(lines)
+
+
+def plot_sequence_runs(runs: Sequence[SequenceRun]):
+    """Reward-model score and sequence KL(pi || pi_ref) per PPO step, one line per beta."""
+    from course_kit.plotting import ACCENT, MINORITY, new_figure
+
+    fig, axes = new_figure(2, width=4.6, height=3.2)
+    for run, colour in zip(runs, [ACCENT, MINORITY, "#9467bd", "#8c564b"]):
+        label = f"beta = {run.beta:g}"
+        axes[0].plot(run.result.history["reward"], color=colour, label=label)
+        axes[1].plot(run.result.history["kl"], color=colour, label=label)
+    axes[0].set(xlabel="PPO step", ylabel=r"mean $r_\phi$ of the batch", title="reward-model score")
+    axes[1].set(xlabel="PPO step", ylabel=r"$\sum_t k_1$ (nats)", title=r"KL($\pi\,\|\,\pi_{ref}$) per response")
+    axes[0].legend()
+    return fig
 
 
 def sequence_level(quick: bool = False, seed: int = 0, betas: Sequence[float] = SEQUENCE_BETAS) -> Dict:
