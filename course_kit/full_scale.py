@@ -45,6 +45,7 @@ class LabScale:
     classifier_model: str = DEFAULT_MODEL_ID  # full: hub id, local folder, or "tiny"
     lora_rank: int = 4  # full: rank of the UNet's LoRA adapters (ddpo-pytorch: 4)
     image_size: Optional[int] = None  # full: pixels per side (None: the model's native size, 512 for v1.5)
+    gradient_checkpointing: bool = False  # full: recompute UNet activations in backward (less GPU memory)
     threshold: float = CONFIDENCE_THRESHOLD  # confidence level of the "female"/"male"/None labels (seed: 0.7)
     device: Optional[str] = None  # None: course_kit.runtime.get_device()
     seed: int = 0  # seeds the tiny components and the LoRA initialisation
@@ -72,7 +73,8 @@ def _build_full(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
     else:
         pipeline = load_stable_diffusion(config.sd_model, device=config.device)
     policy = StableDiffusionPolicy(pipeline, lora_rank=config.lora_rank, image_size=config.image_size,
-                                   device=config.device, lora_seed=config.seed)
+                                   device=config.device, lora_seed=config.seed,
+                                   gradient_checkpointing=config.gradient_checkpointing)
     if config.classifier_model == TINY:
         with tempfile.TemporaryDirectory(prefix="course_kit_tiny_vit_") as folder:  # loaded into memory, then deleted
             save_tiny_vit_classifier(folder, seed=config.seed)

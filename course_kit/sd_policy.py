@@ -143,10 +143,13 @@ class StableDiffusionPolicy:
         device: where to run; default ``get_device()``.
         dtype: weight dtype of the frozen parts; default float16 on CUDA, float32 elsewhere.
         lora_seed: seeds the LoRA initialisation, so every process of a multi-process run starts equal.
+        gradient_checkpointing: recompute the UNet's activations in the backward pass instead of
+            storing them (less GPU memory for more compute; same gradients).
     """
 
     def __init__(self, pipeline, lora_rank: int = 4, lora_alpha: Optional[float] = None, image_size: Optional[int] = None,
-                 device: Optional[torch.device | str] = None, dtype: Optional[torch.dtype] = None, lora_seed: int = 0):
+                 device: Optional[torch.device | str] = None, dtype: Optional[torch.dtype] = None, lora_seed: int = 0,
+                 gradient_checkpointing: bool = False):
         from diffusers import DDIMScheduler, StableDiffusionPipeline
         from peft import LoraConfig
 
@@ -181,6 +184,8 @@ class StableDiffusionPolicy:
         for p in self._lora_params:
             p.data = p.data.float()  # train the adapter in float32 even when the base is float16
             p.requires_grad_(True)
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()  # diffusers: torch.utils.checkpoint, use_reentrant=False
         scale = pipeline.vae_scale_factor
         size = image_size or self.unet.config.sample_size * scale
         if size % scale:

@@ -43,6 +43,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--trust-region", choices=["clip", "truly"], default="clip")
     parser.add_argument("--reward", choices=["shift", "balance"], default="shift")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute UNet activations in backward")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -54,7 +55,8 @@ def main(argv=None) -> dict:
     tiny = args.model_id == "tiny"
     t0 = time.perf_counter()
     policy, classify = build_lab06(LabScale(scale="full", sd_model=args.model_id, classifier_model=args.classifier_model,
-                                            image_size=args.image_size, device=args.device, seed=args.seed))
+                                            image_size=args.image_size, device=args.device, seed=args.seed,
+                                            gradient_checkpointing=args.gradient_checkpointing))
     device = policy.device
     _sync(device)
     load_s = time.perf_counter() - t0
@@ -98,6 +100,7 @@ def main(argv=None) -> dict:
         "batch_size": config.batch_size,
         "train_batch_size": config.train_batch_size,
         "trust_region": config.trust_region,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "load_s": round(load_s, 2),
         "sample_batch_s": round(sample_s, 3),
         "epoch_s": [round(s, 3) for s in epoch_s],

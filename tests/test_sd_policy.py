@@ -121,3 +121,23 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.equal(a, b)
     assert loaded.tokenizer("photo of a nurse").input_ids == pipe.tokenizer("photo of a nurse").input_ids
     assert type(loaded.scheduler).__name__ == "DDIMScheduler" and loaded.scheduler.config.steps_offset == 1
+
+
+def test_gradient_checkpointing_gives_the_same_lora_gradients():
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for checkpointing in (False, True):
+        policy = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu", gradient_checkpointing=checkpointing)
+        with torch.no_grad():  # make B non-zero so that A gets a gradient too
+            for name, p in policy.unet.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        calls, block = [], policy.unet.up_blocks[1].resnets[0]
+        forward = block.forward  # count forward runs (torch does not fire hooks when it recomputes)
+        block.forward = lambda *args, **kwargs: (calls.append(1), forward(*args, **kwargs))[1]
+        eps = policy.predict_noise(latents, 400, policy.encode_prompts(PROMPTS), guidance_scale=3.0)
+        eps.square().mean().backward()
+        assert len(calls) == (2 if checkpointing else 1)  # re-run in backward (its input depends on LoRA)
+        grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
+    assert grads[0].abs().max() > 0
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
