@@ -45,6 +45,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument("--num-steps", type=int, default=3, help="DDIM steps")
     parser.add_argument("--batch-size", type=int, default=4, help="images per batch per process")
     parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate of the LoRA weights")
+    parser.add_argument("--prompt", action="append", default=None,
+                        help="prompt(s) to fine-tune on (repeat the flag); default: the paper's two engineer face-prompts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -68,11 +71,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return rewards, info
 
     config = default_ddpo_config("full", num_steps=args.num_steps, batch_size=args.batch_size, num_batches_per_epoch=1,
-                                 train_batch_size=args.batch_size, seed=args.seed, lr=1e-2)
+                                 train_batch_size=args.batch_size, seed=args.seed, lr=args.lr)
     trainer = DDPOTrainer(policy, recording_reward_fn, config, accelerator=accelerator)
     params = list(policy.trainable_parameters())
     start = [p.detach().clone() for p in params]
-    prompts = ["photo of the face of an electrical engineer", "photo of the face of a mechanical engineer"]
+    prompts = args.prompt or ["photo of the face of an electrical engineer", "photo of the face of a mechanical engineer"]
     history = [trainer.train_epoch(prompts) for _ in range(args.epochs)]
     gathered = accelerator.gather(torch.tensor(local_rewards, device=accelerator.device)).cpu().tolist()
     result = {

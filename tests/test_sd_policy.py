@@ -74,6 +74,8 @@ def test_one_ddpo_epoch_moves_lora_and_only_lora():
     # B starts at 0, so the first step moves every B; A's gradient is proportional to B and stays 0.
     assert changed == {n for n in before if "lora_B" in n}
     assert all(torch.equal(frozen[n], p) for m in (policy.vae, policy.text_encoder) for n, p in m.named_parameters())
+    lora = policy.lora_state_dict()  # what one saves after training: the changed B matrices, nothing frozen
+    assert lora and all("lora" in k for k in lora) and any(v.abs().sum() > 0 for k, v in lora.items() if "lora_B" in k)
     policy.set_lora_enabled(False)  # the base model is untouched: switching the adapter off restores it
     base = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
     latents = torch.randn(1, *policy.latent_shape)
