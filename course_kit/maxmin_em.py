@@ -289,11 +289,16 @@ def fit_population_em(population, config: EMConfig = EMConfig()) -> EMResult:
     return fit_em(population.features, population.user, population.chosen, population.rejected, population.n_users, config)
 
 
-def fit_single_reward(features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, l2: float = 0.1) -> torch.Tensor:
-    """The usual RLHF reward: one Bradley-Terry fit to everybody's pooled labels; returns rewards (K,)."""
+def fit_single_weights(features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, l2: float = 0.1) -> torch.Tensor:
+    """The usual RLHF reward model: one Bradley-Terry fit to everybody's pooled labels; returns its weights (d,)."""
     owner = torch.zeros_like(chosen, dtype=torch.long)  # (N,) everyone in one cluster
-    weights = fit_linear_rewards(features.float(), chosen.long(), rejected.long(), owner, 1, l2)  # (1, d)
-    return linear_rewards(features.float(), weights)[0]  # (K,)
+    return fit_linear_rewards(features.float(), chosen.long(), rejected.long(), owner, 1, l2)[0]  # (d,)
+
+
+def fit_single_reward(features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, l2: float = 0.1) -> torch.Tensor:
+    """The rewards (K,) of ``fit_single_weights``'s model on every response."""
+    weights = fit_single_weights(features, chosen, rejected, l2)  # (d,)
+    return linear_rewards(features.float(), weights[None])[0]  # (K,)
 
 
 # ----------------------------------------------------------------------------- scores

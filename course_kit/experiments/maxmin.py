@@ -25,13 +25,22 @@ that group (Bradley-Terry on the gold reward), 0.5 at pi = pi_ref: the measure t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-from course_kit.maxmin_em import EMConfig, EMResult, adjusted_rand_index, cluster_purity, fit_population_em, fit_single_reward
+from course_kit.maxmin_em import (
+    EMConfig,
+    EMResult,
+    adjusted_rand_index,
+    cluster_purity,
+    fit_population_em,
+    fit_single_reward,
+    fit_single_weights,
+)
 from course_kit.maxmin_policy import (
     MaxMinResult,
     centre_rewards,
@@ -44,6 +53,21 @@ from course_kit.ppo import PPOConfig, train_ppo_bandit
 from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world, total_variation
 from course_kit.runtime import progress, seed_everything
 from course_kit.user_population import UserPopulation, UserPopulationConfig, make_population
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, then restore the previous setting.
+
+    Every tensor in this lab is tiny (K = 32 responses, a few thousand pairs): extra threads only
+    add synchronisation, and on a busy shared CPU they made the lab 5-20x slower (measured).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass
@@ -65,7 +89,8 @@ class LabRun:
     config: MaxMinLabConfig
     world: PreferenceWorld
     population: UserPopulation
-    single_reward: torch.Tensor  # (K,) pooled Bradley-Terry reward, centred under pi_ref
+    single_weights: torch.Tensor  # (d,) weights of the pooled Bradley-Terry reward model
+    single_reward: torch.Tensor  # (K,) its rewards, centred under pi_ref
     single_ppo: torch.Tensor  # (K,) PPO policy on the single reward
     single_exact: torch.Tensor  # (K,) its closed-form KL-regularised optimum
     em: EMResult  # Algorithm 2's clusters and rewards
@@ -91,18 +116,24 @@ def ppo_config(config: MaxMinLabConfig) -> PPOConfig:
 
 def run_lab(config: MaxMinLabConfig = MaxMinLabConfig()) -> LabRun:
     """Population -> single reward + its policy -> EM clusters -> max-min policy (PPO and exact)."""
+    with single_thread():
+        return _run_lab(config)
+
+
+def _run_lab(config: MaxMinLabConfig) -> LabRun:
     seed_everything(config.seed)
     world = make_world(PreferenceWorldConfig())
     population = lab_population(config)
     ref = population.ref_probs  # (K,)
-    single = centre_rewards(fit_single_reward(population.features, population.chosen, population.rejected), ref)[0]  # (K,)
+    single_weights = fit_single_weights(population.features, population.chosen, population.rejected)  # (d,)
+    single = centre_rewards(single_weights[None] @ population.features.T, ref)[0]  # (K,)
     single_ppo = train_ppo_bandit(world.ref_logits, single, ppo_config(config), desc="PPO, single reward").policy_probs  # (K,)
     single_exact = kl_regularized_optimum(ref, single, config.beta)  # (K,)
     em = fit_population_em(population, replace(config.em, seed=config.seed))
     maxmin = maxmin_policy_iteration(world.ref_logits, em.rewards, ppo_config(config), group_rewards=population.group_rewards)
     maxmin_exact, lam, _ = closed_form_maxmin(ref, em.rewards, config.beta)
     oracle_exact, _, _ = closed_form_maxmin(ref, population.group_rewards, config.beta)
-    return LabRun(config, world, population, single, single_ppo, single_exact, em, maxmin, maxmin_exact, lam, oracle_exact)
+    return LabRun(config, world, population, single_weights, single, single_ppo, single_exact, em, maxmin, maxmin_exact, lam, oracle_exact)
 
 
 def group_scores(probs: torch.Tensor, population: UserPopulation) -> Dict[str, Dict[str, float]]:
@@ -151,7 +182,7 @@ def improvement_summary(result: MaxMinResult) -> Dict[str, float]:
     return {
         "share_improved": float((gains > 0).float().mean()),  # iterations where u_min's utility rose
         "largest_drop": float(gains.min().clamp_max(0.0)),  # worst loss of u_min in one iteration (<= 0)
-        "min_utility_start": float(minimum[0]),
+        "min_utility_start": round(float(minimum[0]), 6) + 0.0,  # 0 up to float error (centred rewards); no -0.0
         "min_utility_end": float(minimum[-1]),
         "max_min_utility": float(minimum.max()),
     }
@@ -169,7 +200,8 @@ def em_scores(ratio: float, labels_per_user: int, seed: int = 0, em: Optional[EM
 def _em_scores_cached(ratio: float, labels_per_user: int, seed: int, em: EMConfig):
     config = MaxMinLabConfig(ratio=ratio, labels_per_user=labels_per_user, seed=seed)
     population = lab_population(config)
-    result = fit_population_em(population, replace(em, seed=seed))
+    with single_thread():
+        result = fit_population_em(population, replace(em, seed=seed))
     return (
         ("purity", cluster_purity(result.assignment, population.group_of_user)),
         ("ari", adjusted_rand_index(result.assignment, population.group_of_user)),
@@ -242,6 +274,118 @@ def headline(quick: bool = False, seed: int = 0) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+def _cluster_colours(run: LabRun) -> List[str]:
+    """Colour of every EM cluster: the colour of the true group most of its users belong to."""
+    from course_kit.maxmin_em import cluster_to_group
+    from course_kit.plotting import MAJORITY, MINORITY, NEUTRAL
+
+    groups = cluster_to_group(run.em.assignment, run.population.group_of_user, run.em.rewards.shape[0])
+    return [(MAJORITY, MINORITY)[g] if 0 <= g < 2 else NEUTRAL for g in groups.tolist()]
+
+
+def plot_population(run: LabRun):
+    """Left: each group's gold reward and the single pooled reward vs length. Right: policies vs length."""
+    from course_kit.plotting import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+
+    fig, (ax, bx) = new_figure(2)
+    pop = run.population
+    length = pop.features[:, 0]  # (K,)
+    ax.scatter(length, pop.group_rewards[0], color=MAJORITY, s=18, label=f"{pop.group_names[0]} (gold)")
+    ax.scatter(length, pop.group_rewards[1], color=MINORITY, s=18, label=f"{pop.group_names[1]} (gold)")
+    ax.scatter(length, run.single_reward, color="k", marker="x", s=22, label="single reward (fitted)")
+    ax.axhline(0.0, color=NEUTRAL, lw=0.8)
+    ax.set_xlabel("response length feature")
+    ax.set_ylabel("reward (centred under pi_ref)")
+    ax.set_title("who likes what")
+    ax.legend()
+    for probs, colour, marker, name in (
+        (pop.ref_probs, NEUTRAL, "o", "pi_ref"),
+        (run.single_ppo, "k", "x", "single reward, PPO"),
+        (run.maxmin.policy_probs, ACCENT, "s", "MaxMin, PPO"),
+    ):
+        bx.scatter(length, probs, color=colour, marker=marker, s=20, alpha=0.8, label=name)
+    bx.set_xlabel("response length feature")
+    bx.set_ylabel("probability")
+    bx.set_title(f"policies (beta = {run.config.beta:g}), one point per response")
+    bx.legend()
+    return fig
+
+
+def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
+    """Purity and ARI of the EM clusters vs labels per user, one line per majority:minority ratio."""
+    from course_kit.plotting import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+
+    fig, (ax, bx) = new_figure(2)
+    colours = [ACCENT, MINORITY, MAJORITY, NEUTRAL]
+    for colour, (ratio, d) in zip(colours, sweep.items()):
+        ax.plot(d["labels_per_user"], d["purity"], "o-", color=colour, label=f"{ratio:g}:1")
+        ax.axhline(ratio / (ratio + 1.0), color=colour, ls=":", lw=1)
+        bx.plot(d["labels_per_user"], d["ari"], "o-", color=colour, label=f"{ratio:g}:1")
+    for axis, name in ((ax, "cluster purity (dotted: everyone in one cluster)"), (bx, "adjusted Rand index")):
+        axis.set_xscale("log")
+        axis.set_xlabel("labels per user")
+        axis.set_title(name)
+        axis.legend(title="majority:minority")
+    bx.axhline(0.0, color=NEUTRAL, lw=0.8)
+    return fig
+
+
+def plot_iterations(run: LabRun):
+    """Algorithm 1 over iterations. Left: every cluster's (learned) utility, and the exact max-min level.
+    Right: the true groups' gold utilities, next to the single-reward policy's."""
+    from course_kit.plotting import MAJORITY, MINORITY, new_figure
+
+    fig, (ax, bx) = new_figure(2)
+    history = run.maxmin.history
+    utility = torch.tensor(history["utility"])  # (T+1, C)
+    steps = torch.arange(utility.shape[0])
+    exact = expected_utility(run.maxmin_exact, centre_rewards(run.em.rewards, run.population.ref_probs))  # (C,)
+    for c, colour in enumerate(_cluster_colours(run)):
+        ax.plot(steps, utility[:, c], color=colour, label=f"cluster {c}")
+        ax.axhline(float(exact[c]), color=colour, ls="--", lw=1)
+    worst = torch.tensor(history["worst"])  # (T,)
+    ax.scatter(steps[:-1], torch.full_like(steps[:-1], 0, dtype=torch.float32) - 0.05 * float(utility.max()),
+               c=[_cluster_colours(run)[w] for w in worst.tolist()], marker="|", s=30)
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel("F_u(pi_t), learned reward")
+    ax.set_title("worst-off cluster trained (ticks); dashed: exact")
+    ax.legend()
+    gold = torch.tensor(history["gold_utility"])  # (T+1, G)
+    single = expected_utility(run.single_ppo, run.population.group_rewards)  # (G,)
+    for g, colour in enumerate((MAJORITY, MINORITY)):
+        name = run.population.group_names[g]
+        bx.plot(steps, gold[:, g], color=colour, label=f"{name}, MaxMin")
+        bx.axhline(float(single[g]), color=colour, ls=":", lw=1.5, label=f"{name}, single reward")
+    bx.set_xlabel("iteration t")
+    bx.set_ylabel("gold utility")
+    bx.set_title("true groups")
+    bx.legend(fontsize=8)
+    return fig
+
+
+def plot_mixtures(run: LabRun, n_points: int = 101):
+    """Every mixture policy pi_lambda (two clusters): the clusters' utilities, objective (1) and its dual vs lambda."""
+    from course_kit.maxmin_policy import mixture_policies
+    from course_kit.plotting import ACCENT, NEUTRAL, new_figure
+
+    curves = mixture_policies(run.population.ref_probs, run.em.rewards, run.config.beta, n_points)
+    lam = curves["lambda"][:, 0]  # (M,) weight on cluster 0's reward
+    fig, ax = new_figure(1, width=5.0)
+    for c, colour in enumerate(_cluster_colours(run)):
+        ax.plot(lam, curves["utility"][:, c], color=colour, label=f"F_{c}(pi_lambda)")
+    ax.plot(lam, curves["objective"], color=ACCENT, lw=2, label="min_u F_u - beta KL")
+    ax.plot(lam, curves["dual"], color=NEUTRAL, ls="--", label="dual: beta log E_ref exp(lambda.r/beta)")
+    ax.axvline(float(run.maxmin_lambda[0]), color="k", lw=0.8)
+    ax.set_xlabel("lambda_0 (weight on cluster 0's reward)")
+    ax.set_ylabel("utility (learned rewards)")
+    ax.set_title("mixtures of the rewards (vertical: the max-min lambda)")
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ----------------------------------------------------------------------------- widget
 
 
@@ -256,7 +400,12 @@ def explore(ratio: float, labels_per_user: int, seed: int = 0, beta: float = 1.0
 
 @lru_cache(maxsize=256)
 def _explore_cached(ratio: float, labels_per_user: int, seed: int, beta: float):
-    config = MaxMinLabConfig(ratio=ratio, labels_per_user=labels_per_user, seed=seed, beta=beta)
+    with single_thread():
+        return _explore(MaxMinLabConfig(ratio=ratio, labels_per_user=labels_per_user, seed=seed, beta=beta))
+
+
+def _explore(config: MaxMinLabConfig):
+    seed, beta = config.seed, config.beta
     population = lab_population(config)
     ref = population.ref_probs  # (K,)
     single = fit_single_reward(population.features, population.chosen, population.rejected)  # (K,)

@@ -1,0 +1,80 @@
+"""Tests for course_kit.experiments.maxmin (Lab 05): the headline figures, the table, the widget."""
+
+import pytest
+import torch
+
+from course_kit.experiments import maxmin as ex
+from course_kit.maxmin_em import adjusted_rand_index
+
+
+@pytest.fixture(scope="module")
+def quick():
+    return ex.headline(quick=True, seed=0)
+
+
+def test_headline_has_the_promised_figures(quick):
+    for key in ("cluster_purity", "ari", "single", "maxmin", "single_win_rate", "maxmin_win_rate", "exact", "iterations"):
+        assert key in quick
+    for key in ("single", "maxmin", "single_win_rate", "maxmin_win_rate"):
+        assert set(quick[key]) == {"majority", "minority"}
+    assert quick["users_per_group"] == {"majority": 100, "minority": 10}
+    assert 0.0 <= quick["cluster_purity"] <= 1.0 and -1.0 <= quick["ari"] <= 1.0
+    assert "em_degradation" not in quick  # full run only
+
+
+def test_single_reward_serves_the_majority_and_maxmin_both(quick):
+    single, maxmin = quick["single"], quick["maxmin"]
+    # one reward: the majority gains, the minority ends up worse off than under pi_ref
+    assert single["majority"] > 0.0 > single["minority"]
+    assert quick["single_win_rate"]["minority"] < 0.5 < quick["single_win_rate"]["majority"]
+    # MaxMin: the worst-off group is much better off, and both gain over pi_ref
+    assert min(maxmin.values()) > min(single.values()) + 1.0
+    assert min(quick["maxmin_win_rate"].values()) > 0.5
+    # PPO is close to the closed forms already after the quick run's 40 iterations (0.0004 after 100)
+    assert quick["exact"]["tv_ppo_to_exact_single"] < 0.1
+    assert quick["exact"]["tv_ppo_to_exact_maxmin"] < 0.1
+    assert quick["iterations"]["min_utility_end"] > quick["iterations"]["min_utility_start"] + 0.3
+
+
+def test_results_table_rows_and_format():
+    run = ex.run_lab(ex.MaxMinLabConfig(ppo_iterations=20))
+    table = ex.results_table(run)
+    assert [row["policy"] for row in table][0] == "single reward, PPO"
+    assert set(table[0]) == {"policy", "utility majority", "utility minority", "win rate majority", "win rate minority"}
+    text = ex.format_table(table)
+    assert len(text.splitlines()) == len(table) + 1
+    # the exact rows are the closed-form policies' gold scores
+    exact = ex.group_scores(run.maxmin_exact, run.population)
+    assert table[3]["utility minority"] == exact["utility"]["minority"]
+
+
+def test_em_scores_and_degradation_are_consistent():
+    sweep = ex.em_degradation(labels_grid=(2, 40), ratios=(1.0,), seeds=(0,))
+    d = sweep[1.0]
+    assert d["labels_per_user"] == [2, 40]
+    assert d["ari"][0] < 0.5 < d["ari"][1]
+    assert d["ari"][1] == ex.em_scores(1.0, 40, 0)["ari"]
+
+
+def test_explorer_redraws_when_a_slider_moves():
+    explorer = ex.MaxMinExplorer(ratio=10.0, labels_per_user=20)
+    at_10 = dict(explorer.last)
+    assert at_10 == ex.explore(10.0, 20)
+    explorer.ratio.value = 1.0  # as a student dragging the slider
+    assert explorer.last == ex.explore(1.0, 20)
+    assert explorer.last != at_10
+    # at 1:1 a single reward is a compromise; at 10:1 it leaves the minority below pi_ref
+    assert at_10["single_minority"] < 0.0 < explorer.last["single_minority"]
+    explorer.labels.value = 2
+    assert explorer.last["ari"] < 0.3  # 2 labels per user: the groups cannot be found
+    assert len(explorer.output.outputs) <= 1  # the old figure was replaced, not appended
+
+
+def test_explore_matches_a_direct_computation():
+    figures = ex.explore(2.0, 40)
+    pop = ex.lab_population(ex.MaxMinLabConfig(ratio=2.0, labels_per_user=40))
+    from course_kit.maxmin_em import fit_population_em
+
+    em = fit_population_em(pop)
+    assert figures["ari"] == pytest.approx(adjusted_rand_index(em.assignment, pop.group_of_user))
+    assert figures["maxmin_minority"] > 0.0 and figures["maxmin_majority"] > 0.0
