@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, List, Literal, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from course_kit.ddpo import DDPOConfig, DiffusionPolicy, make_gender_reward
@@ -46,6 +47,7 @@ class LabScale:
     lora_rank: int = 4  # full: rank of the UNet's LoRA adapters (ddpo-pytorch: 4)
     image_size: Optional[int] = None  # full: pixels per side (None: the model's native size, 512 for v1.5)
     gradient_checkpointing: bool = False  # full: recompute UNet activations in backward (less GPU memory)
+    dtype: Optional[torch.dtype] = None  # full: frozen weights' dtype (None: float16 on CUDA, float32 on CPU)
     threshold: float = CONFIDENCE_THRESHOLD  # confidence level of the "female"/"male"/None labels (seed: 0.7)
     device: Optional[str] = None  # None: course_kit.runtime.get_device()
     seed: int = 0  # seeds the tiny components and the LoRA initialisation
@@ -71,10 +73,10 @@ def _build_full(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
     if config.sd_model == TINY:
         pipeline = tiny_stable_diffusion(seed=config.seed)
     else:
-        pipeline = load_stable_diffusion(config.sd_model, device=config.device)
+        pipeline = load_stable_diffusion(config.sd_model, device=config.device, dtype=config.dtype)
     policy = StableDiffusionPolicy(pipeline, lora_rank=config.lora_rank, image_size=config.image_size,
                                    device=config.device, lora_seed=config.seed,
-                                   gradient_checkpointing=config.gradient_checkpointing)
+                                   gradient_checkpointing=config.gradient_checkpointing, dtype=config.dtype)
     if config.classifier_model == TINY:
         with tempfile.TemporaryDirectory(prefix="course_kit_tiny_vit_") as folder:  # loaded into memory, then deleted
             save_tiny_vit_classifier(folder, seed=config.seed)

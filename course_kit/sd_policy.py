@@ -15,7 +15,9 @@ toy portrait model:
 - ``trainable_parameters``: the LoRA matrices only (``to_q``, ``to_k``, ``to_v``, ``to_out.0``).
 
 Precision: on CUDA the frozen weights are float16 (what fits SD v1.5 training on one Colab GPU),
-the LoRA weights stay float32 and the UNet runs under autocast; on CPU everything is float32. The
+the LoRA weights stay float32 and the UNet runs under autocast; on CPU everything is float32.
+``dtype=torch.bfloat16`` is the choice on GPUs that support it (A100, L4, H100): same memory, and
+its float32-sized exponent keeps small gradients from underflowing without a loss scaler. The
 latents that DDPO stores and the noise predictions it receives are float32 in both cases, so the
 DDIM log-probabilities and likelihood ratios are computed in float32.
 
@@ -159,8 +161,10 @@ class StableDiffusionPolicy:
             raise ValueError(f"lora_rank must be an integer >= 1, got {lora_rank!r}")
         self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
-        if self.dtype == torch.float16 and self.device.type == "cpu":
-            raise ValueError("float16 weights are only supported on CUDA here; use dtype=torch.float32 on CPU")
+        if self.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {self.dtype}")
+        if self.dtype != torch.float32 and self.device.type == "cpu":
+            raise ValueError(f"{self.dtype} weights are only supported on CUDA here; use dtype=torch.float32 on CPU")
         if not isinstance(pipeline.scheduler, DDIMScheduler):
             pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
         self.pipeline = pipeline
@@ -182,7 +186,7 @@ class StableDiffusionPolicy:
             torch.random.set_rng_state(rng)
         self._lora_params = [p for n, p in self.unet.named_parameters() if "lora_" in n]
         for p in self._lora_params:
-            p.data = p.data.float()  # train the adapter in float32 even when the base is float16
+            p.data = p.data.float()  # train the adapter in float32 even when the base is half precision
             p.requires_grad_(True)
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()  # diffusers: torch.utils.checkpoint, use_reentrant=False
@@ -196,8 +200,8 @@ class StableDiffusionPolicy:
 
     # -- DiffusionPolicy -------------------------------------------------------------------------
     def _autocast(self):
-        if self.dtype == torch.float16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
+        if self.dtype != torch.float32:
+            return torch.autocast(device_type=self.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
     @torch.no_grad()

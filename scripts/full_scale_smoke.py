@@ -43,6 +43,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--trust-region", choices=["clip", "truly"], default="clip")
     parser.add_argument("--reward", choices=["shift", "balance"], default="shift")
+    parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                        help="weights of the frozen parts (default: float16 on CUDA, float32 on CPU)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute UNet activations in backward")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -56,7 +58,8 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     policy, classify = build_lab06(LabScale(scale="full", sd_model=args.model_id, classifier_model=args.classifier_model,
                                             image_size=args.image_size, device=args.device, seed=args.seed,
-                                            gradient_checkpointing=args.gradient_checkpointing))
+                                            gradient_checkpointing=args.gradient_checkpointing,
+                                            dtype=getattr(torch, args.dtype) if args.dtype else None))
     device = policy.device
     _sync(device)
     load_s = time.perf_counter() - t0

@@ -109,8 +109,11 @@ def test_bad_arguments():
     pipe = tiny_stable_diffusion()
     with pytest.raises(ValueError, match="lora_rank"):
         StableDiffusionPolicy(pipe, lora_rank=0)
-    with pytest.raises(ValueError, match="float16"):
-        StableDiffusionPolicy(pipe, device="cpu", dtype=torch.float16)
+    for half in (torch.float16, torch.bfloat16):
+        with pytest.raises(ValueError, match="only supported on CUDA"):
+            StableDiffusionPolicy(pipe, device="cpu", dtype=half)
+    with pytest.raises(ValueError, match="dtype must be"):
+        StableDiffusionPolicy(pipe, device="cpu", dtype=torch.float64)
     with pytest.raises(ValueError, match="multiple of the VAE scale factor"):
         StableDiffusionPolicy(pipe, device="cpu", image_size=15)
 
