@@ -98,7 +98,7 @@ def truly_ppo_loss(
 
     Returns ``(loss, stats)``: ``loss`` a scalar to minimise; ``stats`` floats ``approx_kl`` (mean KL
     used by the trigger), ``outside_frac`` (share with KL >= delta), ``rollback_frac`` (share on the
-    rollback branch) and ``ratio_mean``.
+    rollback branch; also as ``clipfrac``, the name PPO logs and ``DDPOTrainer`` use) and ``ratio_mean``.
     """
     _check_per_sample("log_prob_new", log_prob_new)
     _check_per_sample("log_prob_old", log_prob_old, log_prob_new)
@@ -130,6 +130,7 @@ def truly_ppo_loss(
         "approx_kl": float(kl_t.mean()),
         "outside_frac": float(outside.float().mean()),
         "rollback_frac": float(rollback.float().mean()),
+        "clipfrac": float(rollback.float().mean()),  # the same share, under the name PPO logs use
         "ratio_mean": float(ratio.detach().mean()),
     }
     return loss, stats

@@ -36,7 +36,7 @@ def test_outside_and_improved_rolls_back():
     objective = [r_down * 1.0, -alpha * (r_down * -1.0), r_up * 1.0]
     assert loss.item() == pytest.approx(-sum(objective) / 3, rel=1e-6)
     assert stats["outside_frac"] == pytest.approx(2 / 3)
-    assert stats["rollback_frac"] == pytest.approx(1 / 3)
+    assert stats["rollback_frac"] == stats["clipfrac"] == pytest.approx(1 / 3)
     assert stats["approx_kl"] == pytest.approx((0.2 + 0.2 - 0.2) / 3, rel=1e-5)
 
 
