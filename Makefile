@@ -24,10 +24,10 @@ lab: setup
 	$(BIN)/jupyter lab labs/
 
 test: setup
-	$(BIN)/python -m pytest tests labs --nbval -q
+	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope
 
 notebooks: setup
-	COURSE_KIT_PROGRESS=0 PYTHONWARNINGS=ignore $(BIN)/python -m course_kit.notebooks labs/*.ipynb
+	$(BIN)/python -m course_kit.notebooks labs/*.ipynb
 
 data: setup
 	$(BIN)/course-kit build-data --all

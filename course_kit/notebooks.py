@@ -1,7 +1,7 @@
 """Execute lab notebooks top to bottom in a fresh kernel and save their outputs (``make notebooks``).
 
 The stored outputs are what strict ``pytest --nbval labs/`` compares against, so they must come
-from a clean run with the same settings nbval uses (progress bars and warnings off, see
+from a clean run with the same settings nbval uses (progress bars and warnings off, one thread, see
 ``labs/conftest.py``):
 
     python -m course_kit.notebooks labs/01_cfg_guidance.ipynb [more.ipynb ...]
@@ -22,6 +22,8 @@ def execute_notebook(path: Path, timeout: int = 1200) -> float:
 
     os.environ["COURSE_KIT_PROGRESS"] = "0"
     os.environ["PYTHONWARNINGS"] = "ignore"
+    os.environ["OMP_NUM_THREADS"] = "1"  # the same thread count as nbval's kernels (labs/conftest.py)
+    os.environ["MKL_NUM_THREADS"] = "1"
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})

@@ -3,6 +3,9 @@
 - Progress bars off in the kernel: a live tqdm bar's text depends on timing. The kernel nbval
   starts inherits this process's environment, so setting it here reaches the notebooks.
 - Python warnings off in the kernel: they carry ``/tmp/ipykernel_<pid>/<n>.py`` paths.
+- One CPU thread per kernel (``OMP_NUM_THREADS=1``, also set by ``course_kit.notebooks`` when it
+  stores outputs): float reductions can round differently with another thread count, and a training
+  run amplifies that, so stored and fresh runs use the same. ``make test`` runs two kernels at once.
 - stderr is not compared: what a library logs there is not part of a lab's result. Everything a
   lab teaches is printed to stdout or drawn, and that is compared strictly.
 """
@@ -11,6 +14,8 @@ import os
 
 os.environ["COURSE_KIT_PROGRESS"] = "0"
 os.environ["PYTHONWARNINGS"] = "ignore"
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
