@@ -1,0 +1,138 @@
+"""Tests of the tiny scene LM: tokenizer, log-probs against a hand loop, generation, SFT, checkpoint."""
+
+import pytest
+import torch
+
+from course_kit import scene_lm as lm
+from course_kit import scene_world as sw
+
+PROMPTS = ["<scene> kitchen cup plate </scene> describe :", "<scene> street truck </scene> describe the red car :"]
+RESPONSES = ["a kitchen with a cup , a knife and a plate .", "there is no red car ; i see a truck ."]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return lm.build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny(tok):
+    return lm.make_model(tok, lm.LMConfig(n_layer=1, n_embd=32, n_head=2), seed=0).eval()
+
+
+@pytest.fixture(scope="module")
+def sft():
+    return lm.load_scene_lm(device="cpu")
+
+
+def test_tokenizer_round_trip(tok):
+    for text in PROMPTS + RESPONSES:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids) == text
+    assert tok.pad_token == "<pad>" and tok.eos_token == "<eos>" and tok.padding_side == "left"
+    with pytest.raises(ValueError, match="outside the scene vocabulary"):
+        lm.sequence_logprobs(lm.make_model(tok, lm.LMConfig(n_layer=1, n_embd=16, n_head=2)), tok, ["hello"], ["world"])
+
+
+def _hand_logprob(model, tok, prompt, response):
+    """log pi(response + eos | prompt), one forward pass per response token, no padding anywhere."""
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    r = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    total, per_token = 0.0, []
+    for t, target in enumerate(r):
+        ctx = torch.tensor([p + r[:t]])
+        logits = model(input_ids=ctx).logits[0, -1]
+        per_token.append(torch.log_softmax(logits, -1)[target].item())
+        total += per_token[-1]
+    return total, per_token
+
+
+def test_logprobs_match_a_hand_loop(tiny, tok):
+    with torch.no_grad():
+        seq = lm.sequence_logprobs(tiny, tok, PROMPTS, RESPONSES)  # (B,)
+        logps, mask = lm.token_logprobs(tiny, tok, PROMPTS, RESPONSES)  # (B, T)
+    assert seq.shape == (2,) and logps.shape == mask.shape == (2, 13)
+    for b in range(2):
+        total, per_token = _hand_logprob(tiny, tok, PROMPTS[b], RESPONSES[b])
+        assert seq[b].item() == pytest.approx(total, abs=1e-4)
+        n = len(per_token)
+        assert mask[b].sum().item() == n and mask[b, n:].sum().item() == 0
+        assert torch.allclose(logps[b, :n], torch.tensor(per_token), atol=1e-5)
+        assert logps[b, n:].abs().sum().item() == 0.0
+
+
+def test_logprobs_do_not_depend_on_batch_padding(tiny, tok):
+    with torch.no_grad():
+        both = lm.sequence_logprobs(tiny, tok, PROMPTS, RESPONSES)
+        alone = torch.cat([lm.sequence_logprobs(tiny, tok, [p], [r]) for p, r in zip(PROMPTS, RESPONSES)])
+    assert torch.allclose(both, alone, atol=1e-5)
+
+
+def test_logprobs_carry_gradients(tiny, tok):
+    seq = lm.sequence_logprobs(tiny, tok, PROMPTS, RESPONSES)
+    seq.sum().backward()
+    assert tiny.transformer.wte.weight.grad.abs().sum() > 0
+    tiny.zero_grad()
+
+
+def test_batched_left_padded_generation_equals_one_by_one(sft):
+    model, tok = sft
+    prompts = [sw.describe_prompt(s) for s in sw.test_scenes(6, seed=1)] + PROMPTS
+    batched = lm.generate(model, tok, prompts, greedy=True)
+    single = [lm.generate(model, tok, [p], greedy=True)[0] for p in prompts]
+    assert batched == single
+    assert lm.generate(model, tok, prompts, seed=5) == lm.generate(model, tok, prompts, seed=5)  # seeded sampling
+
+
+def test_checkpoint_has_both_failure_modes(sft):
+    """The shipped SFT model describes the scene but hallucinates the room's prior object and is sycophantic."""
+    model, tok = sft
+    m = lm.evaluate(model, tok, sw.test_scenes(100, seed=0), seed=0)
+    assert m["coverage"] > 0.9  # it learned to describe what it sees
+    assert m["chair_s"] > 0.15 and m["chair"] > 0.05  # ...and adds "kitchen -> knife"
+    assert m["sycophancy"] > 0.6  # ...and goes along with false premises
+
+
+def test_sft_smoke_parameters_move_and_loss_falls(tok):
+    model = lm.make_model(tok, lm.LMConfig(n_layer=1, n_embd=32, n_head=2), seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    corpus = sw.sft_corpus(200, seed=0)
+    prompts, responses = zip(*corpus[:64])
+    with torch.no_grad():
+        nll0 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
+    losses = lm.train_sft(model, tok, corpus, lm.SFTConfig(steps=40, batch_size=32, lr=1e-2))
+    with torch.no_grad():
+        nll1 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert nll1 < 0.5 * nll0 and losses[-1] < losses[0]
+
+
+def test_save_load_round_trip(tiny, tok, tmp_path):
+    path = lm.save_scene_lm(tiny, tok, tmp_path / "ckpt", extra={"note": 1})
+    model2, tok2 = lm.load_scene_lm(path, device="cpu")
+    assert tok2.get_vocab() == tok.get_vocab() and tok2.padding_side == "left"
+    with torch.no_grad():
+        assert torch.allclose(lm.sequence_logprobs(tiny, tok, PROMPTS, RESPONSES),
+                              lm.sequence_logprobs(model2, tok2, PROMPTS, RESPONSES), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="build-data scene_lm"):
+        lm.load_scene_lm(tmp_path / "missing")
+
+
+def test_preference_dataset_columns():
+    ds = lm.preference_dataset(20, seed=0)
+    assert ds.column_names == ["prompt", "chosen", "rejected", "kind"] and len(ds) == 20
+    assert all(c != r for c, r in zip(ds["chosen"], ds["rejected"]))
+
+
+def test_bad_input(tiny, tok):
+    with pytest.raises(ValueError, match="pair up"):
+        lm.sequence_logprobs(tiny, tok, PROMPTS, RESPONSES[:1])
+    with pytest.raises(ValueError, match="empty"):
+        lm.sequence_logprobs(tiny, tok, [], [])
+    with pytest.raises(TypeError, match="lists of strings"):
+        lm.sequence_logprobs(tiny, tok, PROMPTS[0], RESPONSES[0])
+    with pytest.raises(ValueError, match="temperature"):
+        lm.generate(tiny, tok, PROMPTS, temperature=0.0)
+    with pytest.raises(ValueError, match="scenes is empty"):
+        lm.evaluate(tiny, tok, [])
