@@ -38,6 +38,7 @@ LABS: Dict[str, str] = {
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
 # (`course-kit build-data <name>|--all`); every file in data/ is made by one of these
 DATA: Dict[str, str] = {
+    "scene_lm": "course_kit.scene_lm:build_checkpoint",  # Labs 02-04: tiny scene-describing GPT-2 (SFT)
     "scene_reward_model": "course_kit.reward_trl:build_checkpoint",  # Lab 02 -> Lab 03: TRL reward model of the scene world
 }
 
