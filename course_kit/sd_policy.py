@@ -165,6 +165,8 @@ class StableDiffusionPolicy:
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {self.dtype}")
         if self.dtype != torch.float32 and self.device.type == "cpu":
             raise ValueError(f"{self.dtype} weights are only supported on CUDA here; use dtype=torch.float32 on CPU")
+        if getattr(pipeline.unet, "peft_config", None):
+            raise ValueError("the pipeline's UNet already has a LoRA adapter (a policy was built on it); load a fresh pipeline")
         if not isinstance(pipeline.scheduler, DDIMScheduler):
             pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
         self.pipeline = pipeline

@@ -107,6 +107,10 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="StableDiffusionPipeline"):
         StableDiffusionPolicy(object())
     pipe = tiny_stable_diffusion()
+    StableDiffusionPolicy(pipe, device="cpu")
+    with pytest.raises(ValueError, match="already has a LoRA adapter"):
+        StableDiffusionPolicy(pipe, device="cpu")
+    pipe = tiny_stable_diffusion()
     with pytest.raises(ValueError, match="lora_rank"):
         StableDiffusionPolicy(pipe, lora_rank=0)
     for half in (torch.float16, torch.bfloat16):
