@@ -181,16 +181,18 @@ class MaxMinResult:
 def maxmin_policy_iteration(
     ref_logits: torch.Tensor,
     cluster_rewards: torch.Tensor,
-    config: PPOConfig = PPOConfig(beta=1.0, n_iterations=200),
+    config: Optional[PPOConfig] = None,
     group_rewards: Optional[torch.Tensor] = None,
     init_logits: Optional[torch.Tensor] = None,
 ) -> MaxMinResult:
     """Algorithm 1, lines 3-10: T = ``config.n_iterations`` rounds of (pick the worst-off cluster, one PPO iteration on its reward).
 
     ref_logits: (K,) pi_ref; cluster_rewards: (C, K) learned rewards r_u (centred under pi_ref
-    here, see the module docstring); config: the PPO settings (beta is the KL weight of (1));
-    group_rewards: optional (G, K) gold rewards, only recorded (never used to choose).
+    here, see the module docstring); config: the PPO settings (beta is the KL weight of (1);
+    default beta 1, 100 iterations, lr 0.05); group_rewards: optional (G, K) gold rewards, only
+    recorded (never used to choose); init_logits: pi_0 (default pi_ref).
     """
+    config = config or PPOConfig(beta=1.0, n_iterations=100, lr=0.05)
     ref_probs = torch.softmax(ref_logits.float(), dim=-1)  # (K,)
     rewards = centre_rewards(cluster_rewards, ref_probs)  # (C, K)
     gold = None if group_rewards is None else _check_rewards(group_rewards, ref_probs.shape[0])

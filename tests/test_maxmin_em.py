@@ -116,6 +116,15 @@ def test_exact_recovery_of_well_separated_groups(world, ratio):
         assert float(result.weights[c, 0]) * float(pop.group_weights[groups[c], 0]) > 0
 
 
+def test_no_cluster_is_left_empty(world):
+    """Three clusters for two groups: EM must still give every cluster a user (empty ones are reseeded)."""
+    pop = make_population(world, UserPopulationConfig(ratio=1.0, n_minority_users=5, labels_per_user=40, length_preference=6.0))
+    for init in ("kmeans++", "random"):
+        result = fit_population_em(pop, EMConfig(n_clusters=3, init=init, seed=0))
+        assert torch.bincount(result.assignment, minlength=3).min() >= 1
+        assert cluster_purity(result.assignment, pop.group_of_user) == 1.0  # a group may be split, never mixed
+
+
 def test_fewer_labels_per_user_means_worse_clusters(world):
     def ari(labels):
         pop = make_population(world, UserPopulationConfig(ratio=1.0, labels_per_user=labels, seed=0))
