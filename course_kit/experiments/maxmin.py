@@ -16,8 +16,8 @@ pieces, each in its own module:
 
 *Utility* of a group under a policy pi is the expected gold reward of that group,
 E_{y ~ pi}[r*_u(y)], with r*_u centred under pi_ref: 0 means "as good for this group as the
-reference policy", in units of the group's Bradley-Terry reward (a gain of 1 multiplies the odds
-that the group prefers the answer by e). *Win rate* is P(y ~ pi beats y' ~ pi_ref) for a judge of
+reference policy", in units of the group's Bradley-Terry reward (two answers 1 apart in reward:
+the group prefers the better one with odds e : 1). *Win rate* is P(y ~ pi beats y' ~ pi_ref) for a judge of
 that group (Bradley-Terry on the gold reward), 0.5 at pi = pi_ref: the measure the paper reports.
 
 ``course-kit run maxmin --json`` prints ``headline()``; the notebook calls the same functions.
