@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from course_kit.experiments.maxmin import single_thread
 from course_kit.preference_world import PreferenceWorldConfig, make_world
 from course_kit.user_population import (
     UserPopulationConfig,
@@ -13,6 +14,13 @@ from course_kit.user_population import (
     sample_population,
     users_per_group_for_ratio,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread is much faster on a busy CPU (see experiments.maxmin.single_thread)."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
