@@ -16,12 +16,14 @@ know which user gave which label, so Algorithm 2 alternates, for |U| clusters:
 
 until the assignment stops changing. The reward models are ``reward.RewardModel``'s linear form
 r_phi(y) = phi . features(y) (exact for the linear group rewards of ``user_population``), fitted
-to optimality by Newton's method with a small ridge ``l2`` (a user with 2 labels is otherwise separable and
-its weights run off to infinity). With the ridge, both steps lower the same objective
+to optimality by Newton's method with a small ridge ``l2`` (a user with 2 labels is otherwise
+separable and its weights run off to infinity). With the ridge, both steps lower the same objective
 
     J = sum_u [ sum_{pairs of users in u} -log sigmoid(r_u(y_c) - r_u(y_r)) + (l2 / 2) ||phi_u||^2 ]
 
-so hard EM never goes up and stops after finitely many steps (``EMResult.history``).
+so hard EM never goes up and, with finitely many assignments, stops (``EMResult.history``). One
+exception: if an E-step empties a cluster, we move the worst-explained user into it (every
+cluster keeps a user), which can raise J once.
 
 Algorithm 2 starts from "pretrained" rewards. Ours (``EMConfig.init = "kmeans++"``) fit one small
 reward per user, take a random user's as the first cluster's, and pick each next cluster's from a
@@ -76,7 +78,7 @@ def user_log_likelihood(rewards: torch.Tensor, user: torch.Tensor, chosen: torch
     """log prod_{pairs of h} sigmoid(r_u(y_c) - r_u(y_r)) for every user h and cluster u: rewards (C, K) -> (U, C)."""
     margins = (rewards[:, chosen] - rewards[:, rejected]).T  # (N, C)
     log_lik = torch.nn.functional.logsigmoid(margins)  # (N, C)
-    out = torch.zeros(n_users, rewards.shape[0], dtype=log_lik.dtype)  # (U, C)
+    out = torch.zeros(n_users, rewards.shape[0], dtype=log_lik.dtype, device=log_lik.device)  # (U, C)
     return out.index_add_(0, user, log_lik)  # (U, C)
 
 
@@ -109,8 +111,8 @@ def fit_linear_rewards(
     feats = features.double()  # (K, d)
     z = feats[chosen] - feats[rejected]  # (N, d) only reward differences matter in Bradley-Terry
     n = chosen.shape[0]
-    eye = torch.eye(d, dtype=torch.float64)  # (d, d)
-    w = torch.zeros(n_owners, d, dtype=torch.float64) if init is None else init.double().clone()  # (O, d)
+    eye = torch.eye(d, dtype=torch.float64, device=feats.device)  # (d, d)
+    w = torch.zeros(n_owners, d, dtype=torch.float64, device=feats.device) if init is None else init.double().clone()  # (O, d)
 
     def objective(weights: torch.Tensor) -> torch.Tensor:
         margin = (z * weights[owner]).sum(dim=1)  # (N,) r(y_c) - r(y_r) under each pair's owner
@@ -122,7 +124,7 @@ def fit_linear_rewards(
         (grad,) = torch.autograd.grad(value, w_)  # (O, d)
         p = torch.sigmoid((z * w[owner]).sum(dim=1))  # (N,) model probability of each label
         outer = (p * (1 - p))[:, None, None] * z[:, :, None] * z[:, None, :]  # (N, d, d)
-        hess = torch.zeros(n_owners, d, d, dtype=torch.float64).index_add_(0, owner, outer) + l2 * eye  # (O, d, d)
+        hess = torch.zeros(n_owners, d, d, dtype=torch.float64, device=feats.device).index_add_(0, owner, outer) + l2 * eye  # (O, d, d)
         step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)  # (O, d) Newton direction
         decrease = float((grad * step).sum())  # > 0: J falls along -step to first order
         t = 1.0
