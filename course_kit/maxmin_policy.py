@@ -41,6 +41,7 @@ import torch
 
 from course_kit.ppo import BanditPPO, PPOConfig
 from course_kit.preference_world import kl_divergence, kl_regularized_optimum
+from course_kit.runtime import progress
 
 
 # ----------------------------------------------------------------------------- utilities
@@ -209,7 +210,7 @@ def maxmin_policy_iteration(
         return utility
 
     utility = record(trainer.probs())
-    for _ in range(config.n_iterations):
+    for _ in progress(range(config.n_iterations), desc="MaxMin PPO"):
         worst = int(torch.argmin(utility))  # line 6: u_min = argmin_u F_u(pi_t)
         trainer.step(rewards[worst])  # line 9: one PPO update on F_{u_min} - beta KL
         new_utility = record(trainer.probs())
