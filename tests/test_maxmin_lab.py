@@ -86,3 +86,12 @@ def test_explore_matches_a_direct_computation():
     em = fit_population_em(pop)
     assert figures["ari"] == pytest.approx(adjusted_rand_index(em.assignment, pop.group_of_user))
     assert figures["maxmin_minority"] > 0.0 and figures["maxmin_majority"] > 0.0
+
+
+def test_ratio_table_lists_every_ratio():
+    text = ex.ratio_table(ratios=(1.0, 10.0), labels_per_user=20)
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[1].strip().startswith("1:1") and lines[2].strip().startswith("10:1")
+    at_10 = ex.explore(10.0, 20)
+    assert f"{at_10['single_win_minority']:.2f}" in lines[2]
+    assert at_10["single_win_minority"] < 0.5 < at_10["maxmin_win_minority"]

@@ -414,6 +414,8 @@ def _explore(config: MaxMinLabConfig):
     maxmin_policy, _, _ = closed_form_maxmin(ref, em.rewards, beta)  # (K,)
     u_single = expected_utility(single_policy, population.group_rewards)  # (G,)
     u_maxmin = expected_utility(maxmin_policy, population.group_rewards)  # (G,)
+    w_single = win_rate_vs_ref(single_policy, ref, population.group_rewards)  # (G,)
+    w_maxmin = win_rate_vs_ref(maxmin_policy, ref, population.group_rewards)  # (G,)
     return (
         ("purity", cluster_purity(em.assignment, population.group_of_user)),
         ("ari", adjusted_rand_index(em.assignment, population.group_of_user)),
@@ -421,7 +423,26 @@ def _explore(config: MaxMinLabConfig):
         ("single_minority", float(u_single[1])),
         ("maxmin_majority", float(u_maxmin[0])),
         ("maxmin_minority", float(u_maxmin[1])),
+        ("single_win_majority", float(w_single[0])),
+        ("single_win_minority", float(w_single[1])),
+        ("maxmin_win_majority", float(w_maxmin[0])),
+        ("maxmin_win_minority", float(w_maxmin[1])),
     )
+
+
+def ratio_table(ratios: Sequence[float] = (1.0, 2.0, 10.0), labels_per_user: int = 20, seed: int = 0) -> str:
+    """Win rates against pi_ref of both groups, single reward vs MaxMin, at several majority:minority ratios.
+
+    The paper's comparison across ratios, with the closed-form policies (``explore``) for speed.
+    """
+    lines = ["ratio   EM ARI   single: majority  minority   MaxMin: majority  minority"]
+    for ratio in ratios:
+        f = explore(ratio, labels_per_user, seed)
+        lines.append(
+            f"{ratio:>4g}:1   {f['ari']:5.2f}   {f['single_win_majority']:16.2f}  {f['single_win_minority']:8.2f}"
+            f"   {f['maxmin_win_majority']:16.2f}  {f['maxmin_win_minority']:8.2f}"
+        )
+    return "\n".join(lines)
 
 
 class MaxMinExplorer:
