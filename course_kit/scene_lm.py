@@ -268,11 +268,18 @@ def evaluate(model, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0, greedy
 
 
 def preference_dataset(n: int, seed: int = 0, cfg: Optional[sw.PairConfig] = None):
-    """``datasets.Dataset`` of ``n`` preference pairs: columns prompt / chosen / rejected (TRL's format) and kind."""
+    """``datasets.Dataset`` of ``n`` preference pairs: columns prompt / chosen / rejected (TRL's format) and kind.
+
+    Responses start with a space, TRL's convention for the standard (non-chat) format: TRL tokenizes
+    ``prompt + chosen`` as one string. Our own functions split on whitespace, so the space is harmless.
+    """
     pairs = sw.preference_pairs(n, seed, cfg)
     from datasets import Dataset
 
-    return Dataset.from_dict({k: [p[k] for p in pairs] for k in ("prompt", "chosen", "rejected", "kind")})
+    cols = {k: [p[k] for p in pairs] for k in ("prompt", "chosen", "rejected", "kind")}
+    cols["chosen"] = [" " + c for c in cols["chosen"]]
+    cols["rejected"] = [" " + r for r in cols["rejected"]]
+    return Dataset.from_dict(cols)
 
 
 def save_scene_lm(model, tokenizer, path: Path, extra: Optional[dict] = None) -> Path:
