@@ -59,11 +59,14 @@ class LabScale:
 
 def _build_toy(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
     from course_kit import portrait_classifier, portrait_diffusion
+    from course_kit.sd_policy import resolve_device
 
-    classifier = portrait_classifier.load_classifier()
-    if config.threshold != CONFIDENCE_THRESHOLD:
-        raise ValueError("the toy classifier uses the seed's fixed 0.7 threshold; leave threshold at 0.7 for scale='toy'")
-    return portrait_diffusion.load_policy(), classifier.classify
+    device = resolve_device(config.device)
+    classifier = portrait_classifier.load_classifier().to(device)  # data/portrait_classifier
+    if config.threshold != classifier.config.confidence:
+        raise ValueError(f"the toy classifier was built with confidence {classifier.config.confidence}; "
+                         f"threshold={config.threshold} is only available at scale='full'")
+    return portrait_diffusion.load_model().to(device), classifier.classify  # data/portrait_diffusion
 
 
 def _build_full(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
