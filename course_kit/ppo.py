@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from course_kit.runtime import progress
 

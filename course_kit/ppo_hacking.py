@@ -29,7 +29,7 @@ import torch
 from course_kit.plotting import ACCENT, MINORITY, NEUTRAL, new_figure
 from course_kit.ppo import PPOConfig, train_ppo_bandit
 from course_kit.preference_world import PreferenceWorld, kl_divergence, kl_regularized_optimum, total_variation
-from course_kit.reward import RewardModel, RewardTrainingConfig, train_reward_model
+from course_kit.reward import RewardTrainingConfig, train_reward_model
 
 
 def fit_proxy_reward(world: PreferenceWorld, n_pairs: int = 2000, seed: int = 0,

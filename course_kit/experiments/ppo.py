@@ -131,7 +131,7 @@ def plot_sequence_runs(runs: Sequence[SequenceRun]):
         axes[0].plot(run.result.history["reward"], color=colour, label=label)
         axes[1].plot(run.result.history["kl"], color=colour, label=label)
     axes[0].set(xlabel="PPO step", ylabel=r"mean $r_\phi$ of the batch", title="reward-model score")
-    axes[1].set(xlabel="PPO step", ylabel=r"$\sum_t k_1$ (nats)", title=r"KL($\pi\,\|\,\pi_{ref}$) per response")
+    axes[1].set(xlabel="PPO step", ylabel="sum of k1 over the tokens (nats)", title=r"KL($\pi\,\|\,\pi_{ref}$) per response")
     axes[0].legend()
     return fig
 
