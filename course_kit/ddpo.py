@@ -108,8 +108,9 @@ def ddim_step_with_logprob(
     std = eta * variance.sqrt()  # (B,)
     if bool((std <= 0).any()):
         raise ValueError(
-            "the DDIM step has zero variance (the final step with set_alpha_to_one=True); "
-            "build the DDIMScheduler with set_alpha_to_one=False, as Stable Diffusion v1.5 does"
+            "the DDIM step has zero variance (its previous timestep has the same alpha_cumprod: the final step "
+            "with set_alpha_to_one=True, or with steps_offset=0); build the DDIMScheduler with "
+            "set_alpha_to_one=False and steps_offset=1, as Stable Diffusion v1.5 does"
         )
     a_t, a_prev, b_t = (_per_sample(v, sample) for v in (alpha_t, alpha_prev, beta_t))
     s = _per_sample(std, sample)
