@@ -150,3 +150,20 @@ def test_gradient_checkpointing_gives_the_same_lora_gradients():
         grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
     assert grads[0].abs().max() > 0
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
+
+
+def test_checkpoint_resume_restores_the_lora(tmp_path):
+    """The Colab recipe: checkpoint every epoch, and a new session resumes with the same adapter."""
+    def reward_fn(images, prompts):
+        return images.mean(dim=(1, 2, 3)), {"labels": []}
+
+    config = DDPOConfig(num_steps=2, batch_size=2, num_batches_per_epoch=1, train_batch_size=2, lr=1e-2,
+                        checkpoint_dir=str(tmp_path / "run"), checkpoint_every=1)
+    policy = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+    DDPOTrainer(policy, reward_fn, config).train_epoch(PROMPTS)
+    fresh = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
+    trainer = DDPOTrainer(fresh, reward_fn, config)
+    assert trainer.resume(config.checkpoint_dir) and trainer.epoch == 1
+    for a, b in zip(policy.trainable_parameters(), fresh.trainable_parameters()):
+        assert torch.equal(a, b)
+    assert any(v.abs().sum() > 0 for v in fresh.lora_state_dict().values())
