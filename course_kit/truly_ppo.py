@@ -5,7 +5,7 @@ Rollback, also called Truly PPO [24]" (Wang, He & Tan, "Truly Proximal Policy Op
 UAI 2020), and section IV-D reports that it did *not* raise the reward: the authors suspect the
 KL estimate of a diffusion step is too crude to say when the new policy has left the trust region.
 
-The objective (Wang et al. 2020, eq. 16-17), per sample t with ratio r_t = pi_theta / pi_old:
+The objective (Wang et al. 2020, eq. 16), per sample t with ratio r_t = pi_theta / pi_old:
 
     L^{TR-RB}_t(theta) = -alpha * r_t * A_t   if  D_KL(pi_old(.|s_t), pi_theta(.|s_t)) >= delta
                                                   and  r_t * A_t >= r_t(theta_old) * A_t  (= A_t)
@@ -85,7 +85,7 @@ def truly_ppo_loss(
     adv_clip_max: Optional[float] = 5.0,
     kl: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """TR-PPO-RB loss (Wang et al. 2020, eq. 17), the negative mean of L^{TR-RB}_t (module docstring).
+    """TR-PPO-RB loss (Wang et al. 2020, eq. 16), the negative mean of L^{TR-RB}_t (module docstring).
 
     Args:
         log_prob_new: (B,) log pi_theta(x_{t-1} | x_t), differentiable.
