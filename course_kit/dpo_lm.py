@@ -124,7 +124,7 @@ def train_dpo_trl(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] =
     TRL patches the model's forward for its fused LM head; the returned policy is a clean copy of the
     trained weights, so the rest of the lab treats both trainers' models alike.
     """
-    trainer = make_trl_trainer(policy, ref, tokenizer, pairs, cfg)
+    trainer = make_trl_trainer(policy, clone(ref), tokenizer, pairs, cfg)  # TRL freezes and patches its reference
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h and "rewards/accuracies" in h]
     policy.eval()
@@ -133,8 +133,10 @@ def train_dpo_trl(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] =
 
 
 def clone(model):
-    """An independent copy of ``model`` (the policy starts as a copy of the frozen reference)."""
-    return copy.deepcopy(model).eval()
+    """An independent, trainable copy of ``model`` (the policy starts as a copy of the frozen reference)."""
+    out = copy.deepcopy(model).eval()
+    out.requires_grad_(True)
+    return out
 
 
 @torch.no_grad()

@@ -1,0 +1,86 @@
+"""Lab 04's headline: DPO reaches pi* on the exact level and lowers CHAIR and sycophancy on the scene LM.
+
+``course-kit run dpo --json`` prints the figures the notebook ``labs/04_dpo.ipynb`` shows:
+
+- ``tv_to_optimum``: total variation between the DPO softmax policy and pi* = pi_ref exp(r*/beta)/Z on
+  the exact preference world (``dpo_exact``), and ``tv_ref_to_optimum`` where DPO started from;
+- ``chair_before/after``, ``sycophancy_before/after`` (+ ``coverage``): the SFT scene LM and the same
+  model after DPO with our loop (``train_dpo``) and with TRL's ``DPOTrainer`` (``*_trl``);
+- ``kl_after`` (and ``kl_after_trl``): Monte-Carlo KL(pi_theta || pi_ref) on the evaluation prompts;
+- ``beta_sweep``: KL, CHAIR and sycophancy after DPO for several beta (the KL trade-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Sequence
+
+from course_kit import dpo_exact, dpo_lm
+from course_kit import scene_lm as lm
+from course_kit import scene_world as sw
+from course_kit.runtime import seed_everything
+
+
+@dataclass
+class LabConfig:
+    """Budget of Lab 04's scene-LM part (the notebook and the headline use the same)."""
+
+    n_pairs: int = 512  # preference pairs (half sycophancy, the rest hallucination / coverage)
+    n_scenes: int = 200  # evaluation scenes (one caption and one false-premise question each)
+    dpo: dpo_lm.DPOTrainConfig = field(default_factory=lambda: dpo_lm.DPOTrainConfig(beta=0.3, lr=1e-4, steps=25))
+    sweep_betas: Sequence[float] = (0.03, 0.1, 0.3, 1.0)  # betas of the KL trade-off
+
+
+QUICK = LabConfig(n_pairs=128, n_scenes=40, dpo=dpo_lm.DPOTrainConfig(beta=0.3, lr=1e-4, steps=15, batch_size=16),
+                  sweep_betas=(0.1, 1.0))
+
+
+def run_lm_dpo(ref, tokenizer, pairs, scenes, cfg: dpo_lm.DPOTrainConfig, trainer: str = "ours", seed: int = 0) -> Dict:
+    """DPO from the SFT model ``ref`` with ``trainer`` ("ours" or "trl"); evaluate the result on ``scenes``.
+
+    Returns ``{"policy", "history", "metrics", "kl"}``; metrics as ``scene_lm.evaluate`` (seeded sampling).
+    """
+    if trainer not in ("ours", "trl"):
+        raise ValueError(f"trainer must be 'ours' or 'trl', got {trainer!r}")
+    seed_everything(seed)
+    policy = dpo_lm.clone(ref)
+    train = dpo_lm.train_dpo if trainer == "ours" else dpo_lm.train_dpo_trl
+    history = train(policy, ref, tokenizer, pairs, cfg)
+    metrics = lm.evaluate(policy, tokenizer, scenes, seed=seed)
+    kl = dpo_lm.policy_kl(policy, ref, tokenizer, dpo_lm.evaluate_prompts(scenes, seed), seed=seed)
+    return {"policy": policy, "history": history, "metrics": metrics, "kl": kl}
+
+
+def beta_sweep(ref, tokenizer, pairs, scenes, base: dpo_lm.DPOTrainConfig, betas: Sequence[float], seed: int = 0) -> List[Dict]:
+    """Our DPO at each beta (same steps and lr): records with beta, kl, chair, sycophancy, coverage, final loss."""
+    out = []
+    for beta in betas:
+        cfg = dpo_lm.DPOTrainConfig(beta=beta, lr=base.lr, steps=base.steps, batch_size=base.batch_size, seed=base.seed)
+        run = run_lm_dpo(ref, tokenizer, pairs, scenes, cfg, "ours", seed)
+        out.append({"beta": beta, "kl": run["kl"], **{k: run["metrics"][k] for k in ("chair", "sycophancy", "coverage")},
+                    "loss": run["history"]["loss"][-1], "weight": run["history"]["weight"][-1]})
+    return out
+
+
+def headline(quick: bool = False, seed: int = 0, part: Literal["all", "exact", "lm"] = "all") -> Dict[str, object]:
+    """Lab 04's figures (see module docstring); ``part`` runs only the exact level or only the scene LM."""
+    out: Dict[str, object] = {}
+    if part in ("all", "exact"):
+        exact = dpo_exact.exact_dpo(dpo_exact.ExactDPOConfig(seed=seed, n_pairs=5_000 if quick else 20_000))
+        out.update({k: round(float(exact[k]), 4) for k in ("tv_to_optimum", "tv_to_optimum_mle", "tv_ref_to_optimum", "kl_to_ref")})
+    if part in ("all", "lm"):
+        cfg = QUICK if quick else LabConfig()
+        ref, tok = lm.load_scene_lm()
+        pairs = lm.preference_dataset(cfg.n_pairs, seed=seed)
+        scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
+        before = lm.evaluate(ref, tok, scenes, seed=seed)
+        ours = run_lm_dpo(ref, tok, pairs, scenes, cfg.dpo, "ours", seed)
+        trl = run_lm_dpo(ref, tok, pairs, scenes, cfg.dpo, "trl", seed)
+        for name in ("chair", "sycophancy", "coverage"):
+            out[f"{name}_before"] = round(before[name], 4)
+            out[f"{name}_after"] = round(ours["metrics"][name], 4)
+            out[f"{name}_after_trl"] = round(trl["metrics"][name], 4)
+        out["kl_after"], out["kl_after_trl"] = round(ours["kl"], 4), round(trl["kl"], 4)
+        out["beta"] = cfg.dpo.beta
+        out["beta_sweep"] = [{k: round(v, 4) for k, v in r.items()} for r in beta_sweep(ref, tok, pairs, scenes, cfg.dpo, cfg.sweep_betas, seed)]
+    return out
