@@ -1,0 +1,72 @@
+"""DPO trainers on the scene LM (ours and TRL's), the KL estimate, the widget and the headline (quick)."""
+
+import pytest
+import torch
+
+from course_kit import dpo_lm
+from course_kit import scene_lm as lm
+from course_kit import scene_world as sw
+
+
+@pytest.fixture(scope="module")
+def sft():
+    return lm.load_scene_lm(device="cpu")
+
+
+def test_our_dpo_moves_the_policy_and_lowers_sycophancy(sft):
+    ref, tok = sft
+    policy = dpo_lm.clone(ref)
+    pairs = lm.preference_dataset(64, seed=0, cfg=sw.PairConfig(p_sycophancy=1.0))
+    scenes = sw.test_scenes(40, seed=1)
+    before = lm.evaluate(ref, tok, scenes)["sycophancy"]
+    hist = dpo_lm.train_dpo(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=10, batch_size=16))
+    assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
+    assert hist["loss"][-1] < hist["loss"][0] and hist["margin"][-1] > 0
+    assert hist["weight"][0] == pytest.approx(0.5) and hist["weight"][-1] < 0.5  # the push saturates
+    assert lm.evaluate(policy, tok, scenes)["sycophancy"] < before - 0.3
+    assert dpo_lm.policy_kl(policy, ref, tok, dpo_lm.evaluate_prompts(scenes[:10])) > 0.0
+
+
+def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft):
+    ref, tok = sft
+    policy = dpo_lm.clone(ref)
+    pairs = lm.preference_dataset(32, seed=0)
+    hist = dpo_lm.train_dpo_trl(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=4, batch_size=8))
+    assert len(hist["loss"]) == 4 and hist["accuracy"][-1] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
+    assert all(p.requires_grad for p in dpo_lm.clone(ref).parameters())
+
+
+def test_policy_kl_of_the_reference_to_itself_is_zero(sft):
+    ref, tok = sft
+    assert dpo_lm.policy_kl(ref, ref, tok, ["<scene> kitchen cup </scene> describe :"] * 4) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bad_pairs(sft):
+    ref, tok = sft
+    with pytest.raises(ValueError, match="empty"):
+        dpo_lm.train_dpo(ref, ref, tok, [])
+    with pytest.raises(ValueError, match="missing"):
+        dpo_lm.train_dpo(ref, ref, tok, [{"prompt": "a", "chosen": "b"}])
+
+
+def test_widget_sliders_drive_the_update():
+    pytest.importorskip("ipywidgets")
+    from course_kit.dpo_widget import DPOExplorer
+
+    ex = DPOExplorer(n_pairs=2000)
+    ex.widget()
+    first = dict(ex.state)
+    ex.beta.value = 3.0
+    assert ex.state["beta"] == pytest.approx(3.0, rel=1e-3)
+    assert ex.state["kl_to_ref"] < first["kl_to_ref"]  # larger beta: closer to pi_ref
+    ex.margin.value = 20.0
+    assert ex.state["weight"] == pytest.approx(float(torch.sigmoid(torch.tensor(-3.0 * 20.0))), rel=1e-4)
+    assert ex.figure is not None
+
+
+def test_headline_exact_part_quick():
+    from course_kit.experiments.dpo import headline
+
+    out = headline(quick=True, part="exact")
+    assert out["tv_to_optimum"] < out["tv_ref_to_optimum"]
