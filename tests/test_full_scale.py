@@ -59,3 +59,16 @@ def test_smoke_script_on_cpu():
     assert result["device"] == "CPU" and result["unet_dtype"] == "float32" and result["lora_dtype"] == "float32"
     assert result["peak_memory_gib"] is None and result["nan_skipped"] == 0
     assert result["lora_change"] > 0 and len(result["epoch_s"]) == 1
+
+
+def test_toy_scale_uses_the_course_models():
+    """scale='toy' loads Lab 06's own checkpoints (data/portrait_diffusion, data/portrait_classifier)."""
+    from course_kit.portrait_diffusion import PortraitDiffusion
+
+    policy, classify = build_lab06(scale="toy", device="cpu")
+    assert isinstance(policy, PortraitDiffusion) and isinstance(policy, DiffusionPolicy)
+    images = policy.decode(torch.zeros(2, *policy.latent_shape))
+    p_female, labels = classify(images)
+    assert p_female.shape == (2,) and len(labels) == 2 and set(labels) <= {"female", "male", None}
+    with pytest.raises(ValueError, match="only available at scale='full'"):
+        build_lab06(scale="toy", threshold=0.8, device="cpu")
