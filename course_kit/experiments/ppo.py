@@ -57,18 +57,27 @@ class SequenceRun:
     metrics: Dict[str, float]  # scene_lm.evaluate of the policy (chair, coverage, sycophancy, ...) + rm_reward
 
 
-def load_sequence_setup(lm_path=None, reward_path=None):
-    """The SFT scene LM (pi_ref), its tokenizer, and the scene reward model as ``reward_fn(prompts, responses) -> (B,)``."""
+def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = False):
+    """The SFT scene LM (pi_ref), its tokenizer, and the scene reward model as ``reward_fn(prompts, responses) -> (B,)``.
+
+    The reward model is read from ``data/scene_reward_model`` (or ``reward_path``), or, with
+    ``train_reward=True``, trained afresh with TRL's RewardTrainer on the scene world's pairs
+    (``reward_trl.train_scene_reward_model``, seconds on CPU).
+    """
     from transformers.utils import logging as hf_logging
 
-    from course_kit.reward_trl import load_scene_reward_model, score
+    from course_kit.reward_trl import load_scene_reward_model, score, train_scene_reward_model
     from course_kit.runtime import progress_enabled
     from course_kit.scene_lm import load_scene_lm
 
     if not progress_enabled():  # transformers' "Loading weights" bar would print into the notebook
         hf_logging.disable_progress_bar()
     model, tokenizer = load_scene_lm(lm_path)
-    rm, rm_tokenizer = load_scene_reward_model(reward_path, device=str(next(model.parameters()).device))
+    if train_reward:
+        rm, rm_tokenizer, _ = train_scene_reward_model()
+        rm = rm.to(next(model.parameters()).device)
+    else:
+        rm, rm_tokenizer = load_scene_reward_model(reward_path, device=str(next(model.parameters()).device))
 
     def reward_fn(prompts: List[str], responses: List[str]):
         return score(rm, rm_tokenizer, prompts, responses)  # (B,)
