@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from course_kit.truly_ppo import gaussian_kl, kl_estimate, truly_ppo_loss
+from course_kit.truly_ppo import gaussian_kl, kl_estimate, trigger_probability, truly_ppo_loss
 
 
 def _lp(values):
@@ -138,3 +138,29 @@ def test_bad_shapes_raise():
         truly_ppo_loss(torch.tensor([float("nan")]), torch.zeros(1), torch.ones(1), 0.1, 0.1)
     with pytest.raises(ValueError, match="std must be > 0"):
         gaussian_kl(torch.zeros(1, 2), torch.zeros(1, 2), 0.0)
+
+
+@pytest.mark.parametrize("dim, shift", [(8, 0.02), (256, 0.01), (256, 0.02)])
+def test_trigger_probability_matches_monte_carlo(dim, shift):
+    """Closed-form P(k1 >= delta) against sampling x ~ pi_old for steps with a known exact KL."""
+    g = torch.Generator().manual_seed(dim)
+    n, sigma, delta = 20000, 0.5, 1e-3
+    mu_old = torch.zeros(1, dim)
+    mu_new = mu_old + shift * torch.randn(1, dim, generator=g)
+    x = mu_old + sigma * torch.randn(n, dim, generator=g)
+    k1 = ((x - mu_new) ** 2 - (x - mu_old) ** 2).mean(1) / (2 * sigma**2)  # log pi_old(x) - log pi_new(x)
+    kl = gaussian_kl(mu_old, mu_new, sigma).item()
+    p = trigger_probability(kl, dim, delta).item()
+    assert (k1 >= delta).float().mean().item() == pytest.approx(p, abs=4 * math.sqrt(p * (1 - p) / n) + 1e-3)
+
+
+def test_trigger_is_sharper_in_more_dimensions():
+    kl = torch.tensor([0.5e-2, 2e-2])  # half and twice delta = 1e-2
+    toy, sd = trigger_probability(kl, 8, 1e-2), trigger_probability(kl, 4 * 64 * 64, 1e-2)
+    assert 0.3 < toy[0] < toy[1] < 0.7  # D = 8: near a coin flip either way
+    assert sd[0] < 0.01 and sd[1] > 0.99  # D = 16384: a clear step
+    # ...but only when KL * D >> 2: at delta = 1e-4 even SD's latent gives a soft trigger.
+    soft = trigger_probability(torch.tensor([0.5e-4, 2e-4]), 4 * 64 * 64, 1e-4)
+    assert 0.2 < soft[0] < 0.3 and 0.7 < soft[1] < 0.8
+    with pytest.raises(ValueError, match="dim"):
+        trigger_probability(kl, 0, 1e-4)
