@@ -5,13 +5,11 @@ classifier ``rizvandwiki/gender-classification-2`` thresholded at 0.7 (section I
 can be downloaded on the course's CPU machines (GUIDE section 2), so Lab 06 runs by default on a
 toy that is the same code with other names:
 
-=========  ==========================================  ==============================================
-scale      policy (``course_kit.ddpo.DiffusionPolicy``)  classify(images) -> (p_female, labels)
-=========  ==========================================  ==============================================
-"toy"      ``portrait_diffusion`` (trained here, CPU)    ``portrait_classifier`` (small CNN, CPU)
-"full"     ``sd_policy.StableDiffusionPolicy``: SD v1.5  ``hf_gender_classifier.HFGenderClassifier``:
-           + LoRA, float16 on a GPU (Colab)              the paper's ViT through a transformers pipeline
-=========  ==========================================  ==============================================
+- "toy": policy ``portrait_diffusion`` (trained here, CPU) and classifier ``portrait_classifier``
+  (a small CNN);
+- "full": policy ``sd_policy.StableDiffusionPolicy`` (SD v1.5 + LoRA, float16 on a GPU such as
+  Colab's) and classifier ``hf_gender_classifier.HFGenderClassifier`` (the paper's ViT through a
+  transformers pipeline).
 
 ``build_lab06(LabScale(scale=...))`` returns ``(policy, classify)``; ``make_reward_fn`` turns
 ``classify`` into DDPO's ``reward_fn`` with R_shift or R_balance; ``default_ddpo_config(scale)``

@@ -6,7 +6,8 @@ confidence level at 0.7. Images with predicted probability larger than the confi
 classified as male or female. Otherwise the images are assigned a label 'None'."
 
 ``HFGenderClassifier`` loads any image-classification checkpoint with one female-like and one
-male-like label (default ``rizvandwiki/gender-classification-2``, a ViT; needs the hub) through
+male-like label (default ``rizvandwiki/gender-classification-2``: a ViT of 85.8M parameters
+trained with HuggingPics on the labels "female" and "male", per its model card; needs the hub) through
 ``transformers.pipeline("image-classification", ...)`` and is a ``classify(images) -> (p_female,
 labels)`` function as ``course_kit.ddpo.make_gender_reward`` expects: p_female (B,) is the softmax
 probability of the female label renormalised over {female, male}, and labels follow the 0.7 rule
