@@ -30,9 +30,10 @@ deviation sqrt(2 KL / D), i.e. a relative error sqrt(2 / (D KL)). In SD v1.5's 4
 (D = 16384) at KL = 0.005 that is 16%; the smaller the KL (or the latent), the noisier the trigger,
 one concrete reading of the seed's "our approximate estimation of the KL-divergence is not
 sufficiently accurate". ``trigger_probability`` gives the resulting chance that a step is judged
-outside the region, in closed form. (The k3 estimator (r - 1) - log r of PPO code bases is *not* suitable here:
-r is already a geometric mean over D dimensions, so k3 ~ k1^2 / 2.) A caller that has the means can
-pass the exact KL through ``kl=``. ``tests/test_truly_ppo.py`` checks all of this.
+outside the region, in closed form. A caller that has the means can pass the exact KL through
+``kl=``. ``tests/test_truly_ppo.py`` checks these statements. (The k3 estimator (r - 1) - log r of
+PPO code bases does not fit here: DDPO's r = exp(-k1) is already a geometric mean over the D
+dimensions, so k3 = exp(-k1) - 1 + k1 = k1^2 / 2 + O(k1^3) estimates the square of the KL.)
 """
 
 from __future__ import annotations
