@@ -33,7 +33,7 @@ sufficiently accurate". ``trigger_probability`` gives the resulting chance that 
 outside the region, in closed form. A caller that has the means can pass the exact KL through
 ``kl=``. ``tests/test_truly_ppo.py`` checks these statements. (The k3 estimator (r - 1) - log r of
 PPO code bases does not fit here: DDPO's r = exp(-k1) is already a geometric mean over the D
-dimensions, so k3 = exp(-k1) - 1 + k1 = k1^2 / 2 + O(k1^3) estimates the square of the KL.)
+dimensions, so k3 = exp(-k1) - 1 + k1 = k1^2 / 2 + O(k1^3), a second-order quantity, not the KL.)
 """
 
 from __future__ import annotations
