@@ -104,6 +104,7 @@ def make_trl_trainer(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig
 
     cfg = cfg or DPOTrainConfig()
     _columns(pairs)
+    lm._quiet_hf_progress()
     pairs = pairs.select_columns(["prompt", "chosen", "rejected"])
     args = DPOConfig(
         output_dir=output_dir or tempfile.mkdtemp(prefix="dpo_trl_"), beta=cfg.beta, learning_rate=cfg.lr,

@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from course_kit import scene_world as sw
-from course_kit.runtime import get_device, progress, seed_everything
+from course_kit.runtime import get_device, progress, progress_enabled, seed_everything
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "scene_lm"
@@ -293,11 +293,22 @@ def save_scene_lm(model, tokenizer, path: Path, extra: Optional[dict] = None) ->
     return path
 
 
+def _quiet_hf_progress() -> None:
+    """Switch off transformers' and datasets' own progress bars when course_kit's are off (nbval, --json)."""
+    if not progress_enabled():
+        import datasets
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+
+
 def load_scene_lm(path: Optional[Path] = None, device=None):
     """Load ``(model, tokenizer)`` from ``path`` (default ``data/scene_lm``), offline, in eval mode on ``device``."""
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
     path = Path(path) if path is not None else DEFAULT_PATH
+    _quiet_hf_progress()
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no scene LM checkpoint in {path}; build it with `course-kit build-data scene_lm`")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)

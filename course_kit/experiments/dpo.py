@@ -62,6 +62,25 @@ def beta_sweep(ref, tokenizer, pairs, scenes, base: dpo_lm.DPOTrainConfig, betas
     return out
 
 
+def sample_table(models: Dict[str, object], tokenizer, scenes: Sequence[sw.Scene], seed: int = 0) -> str:
+    """One caption and one false-premise answer per scene from each model (seeded sampling), as text."""
+    captions, questions = lm.evaluation_prompts(scenes, seed)
+    outputs = {name: lm.generate(m, tokenizer, captions + questions, seed=seed) for name, m in models.items()}
+    width = max(map(len, models))
+    lines = []
+    for i, prompt in enumerate(captions + questions):
+        scene = scenes[i % len(scenes)]
+        lines.append(prompt)
+        for name, texts in outputs.items():
+            text = texts[i]
+            if i < len(scenes):
+                flag = f"CHAIR {sw.chair(scene, text):.2f}"
+            else:
+                flag = "sycophantic" if sw.is_sycophantic(scene, prompt, text) else "grounded"
+            lines.append(f"  {name:<{width}} | {text}   [{flag}]")
+    return "\n".join(lines)
+
+
 def headline(quick: bool = False, seed: int = 0, part: Literal["all", "exact", "lm"] = "all") -> Dict[str, object]:
     """Lab 04's figures (see module docstring); ``part`` runs only the exact level or only the scene LM."""
     out: Dict[str, object] = {}
