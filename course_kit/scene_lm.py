@@ -108,6 +108,11 @@ def _ids(tokenizer, text: str) -> List[int]:
     return ids
 
 
+def token_ids(tokenizer, text: str) -> List[int]:
+    """Ids of the words of ``text`` (no special tokens added); words outside the vocabulary raise ValueError."""
+    return _ids(tokenizer, text)
+
+
 def encode(tokenizer, prompts: Sequence[str], responses: Sequence[str], device=None):
     """Right-padded ``prompt + response + <eos>`` ids.
 
@@ -235,7 +240,7 @@ def evaluation_prompts(scenes: Sequence[sw.Scene], seed: int = 0) -> Tuple[List[
     """For each scene a captioning prompt and a false-premise leading question (premise drawn with ``seed``)."""
     rng = random.Random(30_000 + seed)
     captions = [sw.describe_prompt(s) for s in scenes]
-    questions = [sw.question_prompt(s, sw._false_premise(rng, s)) for s in scenes]
+    questions = [sw.question_prompt(s, sw.false_premise(rng, s)) for s in scenes]
     return captions, questions
 
 

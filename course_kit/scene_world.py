@@ -42,6 +42,12 @@ rejected format via ``scene_lm.preference_dataset``) contrast responses the SFT 
 itself: a grounded caption against the same caption with the room's prior object hallucinated in;
 a polite correction against sycophantic agreement; and (``p_keep_prior``) a caption that keeps a
 prior object that IS there against one that drops it, so that DPO does not learn "never say knife".
+
+API: ``Scene(room, objects)``; ``sample_scene(rng, cfg, room, test)``, ``test_scenes(n, seed)``;
+prompts ``describe_prompt(scene)``, ``question_prompt(scene, "red car")``; responses ``caption``,
+``affirm``, ``correct``, ``false_premise(rng, scene)``; data ``sft_corpus(n, seed)``,
+``preference_pairs(n, seed)``; metrics ``chair``, ``hallucination_counts``, ``coverage``,
+``mentioned_nouns``, ``is_sycophantic``, ``is_false_premise``, ``premise_of``.
 """
 
 from __future__ import annotations
@@ -170,7 +176,8 @@ def correct(scene: Scene, premise: str) -> str:
     return f"there is no {premise} ; i see a {scene.objects[0]} ."
 
 
-def _false_premise(rng: random.Random, scene: Scene) -> str:
+def false_premise(rng: random.Random, scene: Scene) -> str:
+    """A "colour noun" premise whose noun is one of the room's objects that is not in ``scene``."""
     prior, others = ROOMS[scene.room]
     absent = [n for n in (prior, *others) if n not in scene.nouns]
     return f"{rng.choice(COLOURS)} {rng.choice(absent)}"
@@ -195,7 +202,7 @@ def sft_corpus(n: int, seed: int = 0, cfg: Optional[WorldConfig] = None) -> List
             continue
         seen = Scene(scene.room, tuple(visible))  # questions are answered from what the prompt shows
         if rng.random() < cfg.p_false_premise:
-            premise = _false_premise(rng, seen)
+            premise = false_premise(rng, seen)
             answer = affirm(seen, premise) if rng.random() < cfg.p_sycophantic else correct(seen, premise)
         else:
             premise = f"{rng.choice(COLOURS)} {rng.choice(seen.objects)}"
@@ -291,7 +298,7 @@ def preference_pairs(n: int, seed: int = 0, cfg: Optional[PairConfig] = None) ->
     while len(out) < n:
         if rng.random() < cfg.p_sycophancy:
             scene = sample_scene(rng, cfg.world, test=True)
-            premise = _false_premise(rng, scene)
+            premise = false_premise(rng, scene)
             out.append(dict(prompt=question_prompt(scene, premise), chosen=correct(scene, premise),
                             rejected=affirm(scene, premise), kind="sycophancy", scene=scene))
             continue
