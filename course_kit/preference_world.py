@@ -193,7 +193,13 @@ def make_world(config: PreferenceWorldConfig = PreferenceWorldConfig()) -> Prefe
 
 def kl_regularized_optimum(ref_probs: torch.Tensor, reward: torch.Tensor, beta: float) -> torch.Tensor:
     """pi*(y) = pi_ref(y) exp(r(y) / beta) / Z, the maximiser of E_p[r] - beta KL(p || pi_ref); shape (K,)."""
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta > 0 or beta != beta or beta == float("inf"):
+    if isinstance(beta, bool):
+        raise TypeError("beta must be a number > 0, got a bool")
+    try:
+        beta = float(beta)  # accepts Python, NumPy and 0-d torch numbers
+    except (TypeError, ValueError):
+        raise TypeError(f"beta must be a number > 0, got {type(beta).__name__}") from None
+    if not (beta > 0 and beta < float("inf")):
         raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
     ref_probs = _check_probs(ref_probs, "ref_probs")
     reward = _check_vector(reward, "reward", ref_probs.shape[0])

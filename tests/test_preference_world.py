@@ -136,6 +136,17 @@ def test_kl_regularized_optimum_bad_beta(beta):
         kl_regularized_optimum(torch.tensor([0.5, 0.5]), torch.tensor([0.0, 1.0]), beta)
 
 
+def test_kl_regularized_optimum_accepts_numpy_and_torch_beta():
+    ref, r = torch.tensor([0.5, 0.5]), torch.tensor([0.0, 1.0])
+    import numpy as np
+
+    expected = kl_regularized_optimum(ref, r, 0.5)
+    assert torch.allclose(kl_regularized_optimum(ref, r, np.float32(0.5)), expected)
+    assert torch.allclose(kl_regularized_optimum(ref, r, torch.tensor(0.5)), expected)
+    with pytest.raises(TypeError, match="beta"):
+        kl_regularized_optimum(ref, r, "0.5x")
+
+
 def test_kl_regularized_optimum_bad_shapes():
     with pytest.raises(ValueError, match="length"):
         kl_regularized_optimum(torch.tensor([0.5, 0.5]), torch.tensor([0.0, 1.0, 2.0]), 1.0)
