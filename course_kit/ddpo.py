@@ -342,6 +342,7 @@ class DDPOConfig:
     rollback_coef: float = 0.3  # Truly PPO: rollback strength outside the trust region
     reward: str = "shift"  # "shift" (eq. 1) or "balance" (eqs. 2-3); read by make_gender_reward callers
     underrepresented: str = "female"  # group U of R_shift
+    normalize_advantages: bool = True  # per-prompt (r - mean) / std; False: advantages = raw rewards (R_balance is 0 at balance)
     stat_buffer_size: Optional[int] = None  # PerPromptStatTracker history (None: normalise within the batch)
     stat_min_count: int = 16  # PerPromptStatTracker: rewards needed before a prompt's own statistics are used
     checkpoint_dir: Optional[str] = None  # where save_checkpoint writes (None: no automatic checkpoints)
@@ -420,7 +421,7 @@ class DDPOTrainer:
     """DDPO on any ``DiffusionPolicy`` (ddpo-pytorch ``scripts/train.py``, without its CUDA assumptions).
 
     One ``train_epoch(prompts)``: sample ``num_batches_per_epoch`` batches of trajectories, score
-    the final images with ``reward_fn``, turn rewards into per-prompt advantages, then run
+    all the epoch's final images with one ``reward_fn`` call (so R_balance's q is the epoch's), turn rewards into per-prompt advantages, then run
     ``inner_epochs`` passes of PPO updates, one optimizer step per ``train_batch_size``
     trajectories (gradients summed over the T denoising steps, each step's loss divided by T).
 
@@ -469,21 +470,11 @@ class DDPOTrainer:
         return list(gather_object(prompts))
 
     def _sample(self, prompts: List[str]) -> Tuple[Rollout, Tensor, Dict[str, Any]]:
-        rollouts, rewards, labels, p_female = [], [], [], []
+        """Sample the epoch's batches, then score all their images in one reward call (R_balance's q is per epoch)."""
+        rollouts = []
         for _ in progress(range(self.config.num_batches_per_epoch), desc=f"DDPO epoch {self.epoch} sampling"):
             batch_prompts = [prompts[i % len(prompts)] for i in range(self.config.batch_size)]
-            rollout = sample_with_logprob(self.policy, batch_prompts, self.config, self.generator)
-            r, info = self.reward_fn(rollout.images, batch_prompts)
-            r = torch.as_tensor(r, dtype=torch.float32).reshape(-1)  # (B,)
-            if r.numel() != len(batch_prompts):
-                raise ValueError(f"reward_fn returned {r.numel()} rewards for {len(batch_prompts)} images")
-            if not bool(torch.isfinite(r).all()):
-                raise ValueError("reward_fn returned non-finite rewards; check the reward model")
-            rollouts.append(rollout)
-            rewards.append(r)
-            labels.extend(info.get("labels", []))
-            if "p_female" in info:
-                p_female.append(torch.as_tensor(info["p_female"]).float().reshape(-1))
+            rollouts.append(sample_with_logprob(self.policy, batch_prompts, self.config, self.generator))
         rollout = Rollout(
             prompts=sum((r.prompts for r in rollouts), []),
             latents=torch.cat([r.latents for r in rollouts]),
@@ -491,8 +482,16 @@ class DDPOTrainer:
             timesteps=rollouts[0].timesteps,
             images=torch.cat([r.images for r in rollouts]),
         )
-        info = {"labels": labels, "p_female": torch.cat(p_female) if p_female else None}
-        return rollout, torch.cat(rewards), info
+        rewards, info = self.reward_fn(rollout.images, rollout.prompts)
+        rewards = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1).cpu()  # (N,)
+        if rewards.numel() != len(rollout.prompts):
+            raise ValueError(f"reward_fn returned {rewards.numel()} rewards for {len(rollout.prompts)} images")
+        if not bool(torch.isfinite(rewards).all()):
+            raise ValueError("reward_fn returned non-finite rewards; check the reward model")
+        p_female = info.get("p_female")
+        info = {"labels": list(info.get("labels", [])),
+                "p_female": torch.as_tensor(p_female).float().reshape(-1) if p_female is not None else None}
+        return rollout, rewards, info
 
     def _gradient_step(self, stats: Dict[str, List[float]]) -> None:
         grads_ok = True
@@ -521,7 +520,10 @@ class DDPOTrainer:
         self.last_rollout, self.last_info = rollout, info
         all_rewards = self._gather(rewards)  # (world * N,)
         all_prompts = self._gather_prompts(rollout.prompts)
-        advantages = torch.from_numpy(self.tracker.update(all_prompts, all_rewards.cpu().numpy()))  # (world * N,)
+        if cfg.normalize_advantages:
+            advantages = torch.from_numpy(self.tracker.update(all_prompts, all_rewards.cpu().numpy()))  # (world * N,)
+        else:
+            advantages = all_rewards.detach().cpu().float().clone()  # (world * N,)
         n_local = rewards.numel()
         rank = self.accelerator.process_index if self.accelerator is not None else 0
         advantages = advantages[rank * n_local:(rank + 1) * n_local]  # (N,)
