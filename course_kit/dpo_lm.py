@@ -122,8 +122,9 @@ def make_trl_trainer(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig
 def train_dpo_trl(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] = None) -> Dict[str, List[float]]:
     """Fit ``policy`` with TRL's ``DPOTrainer``; return its logged ``loss`` and ``accuracy`` per step.
 
-    TRL patches the model's forward for its fused LM head; the returned policy is a clean copy of the
-    trained weights, so the rest of the lab treats both trainers' models alike.
+    ``policy`` is trained in place. TRL wraps its forward for a fused LM head; called the usual way
+    (``policy(input_ids=..., attention_mask=...)``) it still returns logits, so ``scene_lm`` functions
+    work on it unchanged. The reference passed to TRL is a copy, because TRL freezes and patches it.
     """
     trainer = make_trl_trainer(policy, clone(ref), tokenizer, pairs, cfg)  # TRL freezes and patches its reference
     trainer.train()

@@ -34,7 +34,7 @@ def plot_exact_policies(ax, result: Dict, title: str = "") -> None:
     order = torch.argsort(result["world"].gold_reward)  # (K,)
     k = torch.arange(len(order))
     ax.bar(k, result["ref"][order], color=NEUTRAL, alpha=0.5, label="π_ref")
-    ax.step(k, result["optimum"][order], where="mid", color="black", lw=1.5, label="π* = π_ref e^{r*/β} / Z")
+    ax.step(k, result["optimum"][order], where="mid", color="black", lw=1.5, label="π* ∝ π_ref · exp(r*/β)")
     ax.scatter(k, result["dpo"][order], color=ACCENT, s=18, zorder=3, label="DPO")
     ax.set_xlabel("response (sorted by gold reward)")
     ax.set_ylabel("probability")
@@ -55,8 +55,8 @@ def plot_lm_metrics(ax, rows: Dict[str, Dict[str, float]], keys: Sequence[str] =
     ax.legend()
 
 
-def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]]) -> None:
-    """Left: KL(pi_theta || pi_ref) against beta; right: CHAIR and sycophancy against beta."""
+def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]], before: Dict[str, float] = None) -> None:
+    """Left: KL(pi_theta || pi_ref) against beta; right: CHAIR and sycophancy against beta (dotted: ``before``)."""
     betas = [r["beta"] for r in sweep]
     axes[0].plot(betas, [r["kl"] for r in sweep], "o-", color=ACCENT)
     axes[0].set_xscale("log")
@@ -65,6 +65,9 @@ def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]]) -> None:
     axes[0].set_title("larger β: the policy stays closer to π_ref")
     axes[1].plot(betas, [r["chair"] for r in sweep], "o-", color=MINORITY, label="CHAIR_i")
     axes[1].plot(betas, [r["sycophancy"] for r in sweep], "s-", color=MAJORITY, label="sycophancy")
+    if before is not None:
+        axes[1].axhline(before["chair"], color=MINORITY, ls=":", lw=1, label="CHAIR_i of SFT")
+        axes[1].axhline(before["sycophancy"], color=MAJORITY, ls=":", lw=1, label="sycophancy of SFT")
     axes[1].set_xscale("log")
     axes[1].set_xlabel("β")
     axes[1].set_ylabel("rate after DPO")
