@@ -41,8 +41,12 @@ BALANCE_CONFIG = DDPOConfig(reward="balance", guidance_scale=GUIDANCE, lr=5e-4, 
 
 
 def training_reference(prompt: str, n: int = 1024, seed: int = 1) -> torch.Tensor:
-    """Rendered training portraits of ``prompt`` (n, 3, 32, 32): the reference for image distances."""
-    images, _, _ = world.training_images([prompt], n, torch.Generator().manual_seed(seed))
+    """Rendered training-style portraits of ``prompt`` (n, 3, 32, 32), half of each presentation.
+
+    The reference for image distances: balanced, so that a debiased model is not "far" merely
+    because it draws the group the skewed data rarely show.
+    """
+    images, _, _ = world.training_images([prompt], n, torch.Generator().manual_seed(seed), female_share=0.5)
     return images
 
 
