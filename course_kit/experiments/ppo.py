@@ -27,7 +27,7 @@ from course_kit.runtime import seed_everything
 
 EXACT_BETAS = (0.25, 0.5, 1.0, 2.0)  # betas of the exact-level check (part 1)
 SWEEP_BETAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)  # betas of the reward-hacking sweep (part 2)
-SEQUENCE_BETAS = (0.05, 0.0)  # betas of the sequence-level runs (part 3): with and without KL
+SEQUENCE_BETAS = (0.2, 0.0)  # betas of the sequence-level runs (part 3): with and without KL
 
 
 def default_world() -> PreferenceWorld:
@@ -55,6 +55,11 @@ class SequenceRun:
     policy: object  # the fine-tuned scene LM (a copy; the reference is untouched)
     result: LMPPOResult  # PPO's per-step history and last samples
     metrics: Dict[str, float]  # scene_lm.evaluate of the policy (chair, coverage, sycophancy, ...) + rm_reward
+
+    def final_kl(self, last: int = 5) -> float:
+        """Mean over the last ``last`` PPO steps of the batch's sum_t k1 (one step's batch of 32 is noisy)."""
+        kl = self.result.history["kl"][-last:]
+        return sum(kl) / len(kl)
 
 
 def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = False):
@@ -155,7 +160,7 @@ def sequence_level(quick: bool = False, seed: int = 0, betas: Sequence[float] = 
         run = run_sequence_ppo(model, tokenizer, reward_fn, beta, n_steps, seed, n_scenes)
         out[f"beta={beta:g}"] = {
             **{k: _r(run.metrics[k]) for k in ("chair", "coverage", "rm_reward")},
-            "final_kl": _r(run.result.history["kl"][-1]),
+            "final_kl": _r(run.final_kl()),
         }
     return out
 
