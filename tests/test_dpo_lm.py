@@ -27,7 +27,7 @@ def test_our_dpo_moves_the_policy_and_lowers_sycophancy(sft):
     assert dpo_lm.policy_kl(policy, ref, tok, dpo_lm.evaluate_prompts(scenes[:10])) > 0.0
 
 
-def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft):
+def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft, capsys):
     ref, tok = sft
     policy = dpo_lm.clone(ref)
     pairs = lm.preference_dataset(32, seed=0)
@@ -35,6 +35,7 @@ def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft):
     assert len(hist["loss"]) == 4 and hist["accuracy"][-1] > 0
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
     assert all(p.requires_grad for p in dpo_lm.clone(ref).parameters())
+    assert "rewards/" not in capsys.readouterr().out  # TRL's log lines stay off stdout (notebooks compare it)
 
 
 def test_policy_kl_of_the_reference_to_itself_is_zero(sft):
@@ -70,3 +71,13 @@ def test_headline_exact_part_quick():
 
     out = headline(quick=True, part="exact")
     assert out["tv_to_optimum"] < out["tv_ref_to_optimum"]
+
+
+def test_sample_table_flags_each_answer(sft):
+    from course_kit.experiments.dpo import sample_table
+
+    ref, tok = sft
+    table = sample_table({"SFT": ref}, tok, sw.test_scenes(2, seed=0), seed=0)
+    lines = table.splitlines()
+    assert len(lines) == 8 and all("[" in l for l in lines[1::2])
+    assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("grounded" in l) for l in lines)

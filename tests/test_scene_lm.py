@@ -136,3 +136,12 @@ def test_bad_input(tiny, tok):
         lm.generate(tiny, tok, PROMPTS, temperature=0.0)
     with pytest.raises(ValueError, match="scenes is empty"):
         lm.evaluate(tiny, tok, [])
+
+
+def test_build_checkpoint_writes_a_loadable_model(tmp_path):
+    path = lm.build_checkpoint(tmp_path, lm=lm.LMConfig(n_layer=1, n_embd=16, n_head=2),
+                               sft=lm.SFTConfig(n_examples=50, steps=3, batch_size=8))
+    assert path == tmp_path / "scene_lm"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= {p.name for p in path.iterdir()}
+    model, tok = lm.load_scene_lm(path, device="cpu")
+    assert model.config.n_embd == 16 and len(lm.generate(model, tok, PROMPTS, max_new_tokens=3)) == 2
