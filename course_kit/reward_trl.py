@@ -8,8 +8,8 @@ caption with a hallucinated object; polite correction > sycophantic agreement; s
 
 We tokenize the pairs ourselves (``tokenize_pairs``), exactly as ``scene_lm.encode`` does for the
 policy (prompt ids, response ids, ``<eos>``), and hand TRL the already-processed ``chosen_ids`` /
-``rejected_ids`` columns. TRL's own path would join ``prompt + chosen`` as strings, which glues the
-last prompt word to the first response word for a whitespace WordLevel tokenizer.
+``rejected_ids`` columns, so that the reward model reads the very token ids that Lab 03's policy
+writes (TRL's own path joins ``prompt + chosen`` as one string and appends the eos token as text).
 
 For Lab 03's PPO, the trained model is saved in ``data/scene_reward_model`` by
 ``build_checkpoint`` (``course-kit build-data scene_reward_model``) and read back with
@@ -62,7 +62,7 @@ def make_reward_model(tokenizer, cfg: Optional[SceneRewardConfig] = None):
 
 def tokenize_pairs(dataset, tokenizer):
     """Add ``chosen_ids`` / ``rejected_ids`` (prompt ids + response ids + eos) to a prompt/chosen/rejected Dataset."""
-    from course_kit.scene_lm import _ids
+    from course_kit.scene_lm import token_ids
 
     missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
     if missing:
@@ -70,10 +70,10 @@ def tokenize_pairs(dataset, tokenizer):
     eos = tokenizer.eos_token_id
 
     def encode(example: Dict[str, str]) -> Dict[str, List[int]]:
-        prompt = _ids(tokenizer, example["prompt"])
+        prompt = token_ids(tokenizer, example["prompt"])
         return {
-            "chosen_ids": prompt + _ids(tokenizer, example["chosen"]) + [eos],
-            "rejected_ids": prompt + _ids(tokenizer, example["rejected"]) + [eos],
+            "chosen_ids": prompt + token_ids(tokenizer, example["chosen"]) + [eos],
+            "rejected_ids": prompt + token_ids(tokenizer, example["rejected"]) + [eos],
         }
 
     return dataset.map(encode)
