@@ -79,10 +79,14 @@ class RewardTrainingConfig:
 
 
 def pair_accuracy(rewards: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> float:
-    """Share of pairs whose chosen response gets the strictly higher reward; rewards (K,), pairs (N,)."""
+    """Share of pairs whose chosen response gets the higher reward, a tie counting 1/2; rewards (K,), pairs (N,).
+
+    With ties at 1/2, a constant reward (e.g. the untrained model) scores exactly chance, 0.5.
+    """
     if chosen.shape != rejected.shape or chosen.numel() == 0:
         raise ValueError(f"chosen and rejected must be non-empty and the same length, got {tuple(chosen.shape)} and {tuple(rejected.shape)}")
-    return float((rewards[chosen] > rewards[rejected]).float().mean())
+    wins = (rewards[chosen] > rewards[rejected]).float() + 0.5 * (rewards[chosen] == rewards[rejected]).float()  # (N,)
+    return float(wins.mean())
 
 
 def train_reward_model(

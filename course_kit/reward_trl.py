@@ -90,10 +90,10 @@ def score(model, tokenizer, prompts: Sequence[str], responses: Sequence[str]) ->
 
 
 def pair_accuracy(model, tokenizer, dataset) -> float:
-    """Share of the dataset's pairs where r_phi(prompt, chosen) > r_phi(prompt, rejected)."""
+    """Share of the dataset's pairs where r_phi(prompt, chosen) > r_phi(prompt, rejected), a tie counting 1/2."""
     r_c = score(model, tokenizer, dataset["prompt"], dataset["chosen"])  # (N,)
     r_r = score(model, tokenizer, dataset["prompt"], dataset["rejected"])  # (N,)
-    return float((r_c > r_r).float().mean())
+    return float(((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).mean())
 
 
 def accuracy_by_kind(model, tokenizer, dataset) -> Dict[str, float]:
