@@ -76,7 +76,7 @@ def evaluate(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: s
 
 
 def run_ddpo(prompts, config: DDPOConfig, epochs: int, seed: int = 0, model: Optional[PortraitDiffusion] = None,
-             classifier: Optional[PortraitClassifier] = None) -> Dict[str, Any]:
+             classifier: Optional[PortraitClassifier] = None, eval_n: int = EVAL_N) -> Dict[str, Any]:
     """Fine-tune a fresh copy of the pretrained model; evaluate each prompt before and after every epoch."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     seed_everything(seed)
@@ -84,11 +84,11 @@ def run_ddpo(prompts, config: DDPOConfig, epochs: int, seed: int = 0, model: Opt
     classifier = classifier or load_classifier()
     config = replace(config, seed=seed)
     trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, config.reward, config.underrepresented), config)
-    evals = {p: [evaluate(model, classifier, p, config.guidance_scale)] for p in prompts}
+    evals = {p: [evaluate(model, classifier, p, config.guidance_scale, n=eval_n)] for p in prompts}
     for _ in progress(range(epochs), desc="DDPO"):
         trainer.train_epoch(prompts)
         for p in prompts:
-            evals[p].append(evaluate(model, classifier, p, config.guidance_scale))
+            evals[p].append(evaluate(model, classifier, p, config.guidance_scale, n=eval_n))
     return {"trainer": trainer, "model": model, "classifier": classifier, "evals": evals, "history": trainer.history}
 
 
@@ -162,3 +162,54 @@ def headline(quick: bool = False, seed: int = 0, reward: Literal["shift", "balan
     if len(per_prompt) > 1:
         results["per_prompt"] = per_prompt
     return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurements of the lab before any fine-tuning
+# ----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def bias_before(model: PortraitDiffusion, classifier: PortraitClassifier, guidance_scales=(1.0, GUIDANCE),
+                style: str = "face", n: int = 512) -> List[Dict[str, Any]]:
+    """Per vocation: the training data's female share and the generated share (classifier) at each CFG weight."""
+    rows = []
+    for vocation, share in world.FEMALE_SHARE.items():
+        prompt = world.prompt_for(vocation, style)
+        row = {"vocation": vocation, "data": share}
+        for w in guidance_scales:
+            row[f"w={w:g}"] = evaluate(model, classifier, prompt, w, n=n)["share"]
+        rows.append(row)
+    return rows
+
+
+@torch.no_grad()
+def cfg_sweep(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: str, weights, n: int = 512) -> List[float]:
+    """Female share (classifier) of ``prompt``'s samples at each CFG weight (Lab 01's amplification)."""
+    return [evaluate(model, classifier, prompt, float(w), n=n)["share"] for w in weights]
+
+
+@torch.no_grad()
+def classifier_confusion(model: PortraitDiffusion, classifier: PortraitClassifier, style: str, n_per_vocation: int = 64,
+                         guidance_scale: float = 1.0, seed: int = 1):
+    """Confusion matrix (truth = oracle cue, rows female/male/None) of the classifier on generated images of ``style``."""
+    from course_kit.portrait_classifier import confusion_matrix
+
+    prompts = [world.prompt_for(v, style) for v in world.FEMALE_SHARE for _ in range(n_per_vocation)]
+    latents, images = generate(model, prompts, guidance_scale=guidance_scale, seed=seed)
+    _, labels = classifier.classify(images)
+    return confusion_matrix(world.oracle_labels(latents), labels), labels
+
+
+@torch.no_grad()
+def quality_before_after(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: str,
+                         guidance_scale: float = GUIDANCE, n: int = 256) -> Dict[str, tuple]:
+    """None rate, classifier confidence and NN pixel distance to balanced training portraits: (before, after).
+
+    ``"nn_distance_floor"`` is the same distance for fresh training portraits: what "no drift" looks like.
+    """
+    ref = training_reference(prompt)
+    before = evaluate(load_model(), classifier, prompt, guidance_scale, n=n, reference=ref)
+    after = evaluate(model, classifier, prompt, guidance_scale, n=n, reference=ref)
+    floor = nn_distance(training_reference(prompt, n=n, seed=2), ref)
+    out = {k: (before[k], after[k]) for k in ("none_rate", "confidence", "nn_distance", "share", "oracle_share")}
+    out["nn_distance_floor"] = (floor, floor)
+    return out
