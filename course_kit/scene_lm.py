@@ -102,9 +102,11 @@ def _check_texts(prompts: Sequence[str], responses: Optional[Sequence[str]] = No
 
 def _ids(tokenizer, text: str) -> List[int]:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if tokenizer.unk_token_id in ids:
-        unknown = [w for w in text.split() if w not in tokenizer.get_vocab()]
-        raise ValueError(f"words outside the scene vocabulary: {unknown}")
+    if tokenizer.unk_token_id in ids:  # a literal "<unk>" (a sampled unk token, decoded) is a vocabulary word
+        vocab = tokenizer.get_vocab()
+        unknown = [w for w in text.split() if w not in vocab]
+        if unknown:
+            raise ValueError(f"words outside the scene vocabulary: {unknown}")
     return ids
 
 

@@ -31,6 +31,8 @@ def test_tokenizer_round_trip(tok):
         assert tok.unk_token_id not in ids
         assert tok.decode(ids) == text
     assert tok.pad_token == "<pad>" and tok.eos_token == "<eos>" and tok.padding_side == "left"
+    # a sampled <unk> token decodes to "<unk>", which must score as that token (policy_kl re-tokenizes samples)
+    assert lm.token_ids(tok, "a <unk> .") == [tok.convert_tokens_to_ids("a"), tok.unk_token_id, tok.convert_tokens_to_ids(".")]
     with pytest.raises(ValueError, match="outside the scene vocabulary"):
         lm.sequence_logprobs(lm.make_model(tok, lm.LMConfig(n_layer=1, n_embd=16, n_head=2)), tok, ["hello"], ["world"])
 

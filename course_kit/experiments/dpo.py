@@ -7,12 +7,14 @@
 - ``chair_before/after``, ``sycophancy_before/after`` (+ ``coverage``): the SFT scene LM and the same
   model after DPO with our loop (``train_dpo``) and with TRL's ``DPOTrainer`` (``*_trl``);
 - ``kl_after`` (and ``kl_after_trl``): Monte-Carlo KL(pi_theta || pi_ref) on the evaluation prompts;
+- ``chosen/rejected_logratio_after``: mean log pi_theta/pi_ref of the chosen and rejected responses;
+- ``overshoot``: the same run with a 10x learning rate (over-optimisation: the chosen responses fall too);
 - ``beta_sweep``: KL, CHAIR and sycophancy after DPO for several beta (the KL trade-off).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Literal, Optional, Sequence
 
 from course_kit import dpo_exact, dpo_lm
@@ -27,7 +29,8 @@ class LabConfig:
 
     n_pairs: int = 512  # preference pairs (half sycophancy, the rest hallucination / coverage)
     n_scenes: int = 200  # evaluation scenes (one caption and one false-premise question each)
-    dpo: dpo_lm.DPOTrainConfig = field(default_factory=lambda: dpo_lm.DPOTrainConfig(beta=0.3, lr=1e-4, steps=25))
+    dpo: dpo_lm.DPOTrainConfig = field(default_factory=dpo_lm.DPOTrainConfig)  # beta 0.3, lr 1e-4, 25 steps of 32 pairs
+    overshoot_lr: float = 1e-3  # the 10x learning rate of the over-optimisation section
     sweep_betas: Sequence[float] = (0.03, 0.1, 0.3, 1.0)  # betas of the KL trade-off
 
 
@@ -100,6 +103,12 @@ def headline(quick: bool = False, seed: int = 0, part: Literal["all", "exact", "
             out[f"{name}_after"] = round(ours["metrics"][name], 4)
             out[f"{name}_after_trl"] = round(trl["metrics"][name], 4)
         out["kl_after"], out["kl_after_trl"] = round(ours["kl"], 4), round(trl["kl"], 4)
+        ratios = dpo_lm.mean_logratios(ours["policy"], ref, tok, pairs)
+        out["chosen_logratio_after"], out["rejected_logratio_after"] = round(ratios["chosen"], 4), round(ratios["rejected"], 4)
+        over = run_lm_dpo(ref, tok, pairs, scenes, replace(cfg.dpo, lr=cfg.overshoot_lr), "ours", seed)
+        over_ratios = dpo_lm.mean_logratios(over["policy"], ref, tok, pairs)
+        out["overshoot"] = {"lr": cfg.overshoot_lr, **{k: round(over["metrics"][k], 4) for k in ("chair", "sycophancy", "coverage")},
+                            "kl": round(over["kl"], 4), "chosen_logratio": round(over_ratios["chosen"], 4)}
         out["beta"] = cfg.dpo.beta
         out["beta_sweep"] = [{k: round(v, 4) for k, v in r.items()} for r in beta_sweep(ref, tok, pairs, scenes, cfg.dpo, cfg.sweep_betas, seed)]
     return out
