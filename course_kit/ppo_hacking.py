@@ -123,12 +123,14 @@ def hacking_summary(sweep: Sequence[Dict], world: PreferenceWorld, proxy: torch.
     return {"reference": ref, "beta0": gains(zero[0]) if zero else None, "best": gains(best)}
 
 
-def sweep_table(records: Sequence[Dict], reward_name: str = "proxy") -> str:
-    """A fixed-width text table of a sweep: beta, KL, E[reward], E[gold], TV to pi* (rounded, for notebooks)."""
-    lines = [f"{'beta':>6} {'KL':>7} {reward_name:>7} {'gold':>7} {'TV to pi*':>10}"]
+def sweep_table(records: Sequence[Dict], reward_name: str = "proxy", show_gold: bool = True) -> str:
+    """A fixed-width text table of a sweep: beta, KL, E[reward], E[gold] (if ``show_gold``), TV to pi* (rounded)."""
+    gold_header = f" {'gold':>7}" if show_gold else ""
+    lines = [f"{'beta':>6} {'KL':>7} {reward_name:>7}{gold_header} {'TV to pi*':>10}"]
     for r in records:
         tv = "-" if r["tv_to_optimum"] is None else f"{r['tv_to_optimum']:.4f}"
-        lines.append(f"{r['beta']:>6g} {r['kl']:>7.3f} {r['reward']:>7.3f} {r['gold']:>7.3f} {tv:>10}")
+        gold = f" {r['gold']:>7.3f}" if show_gold else ""
+        lines.append(f"{r['beta']:>6g} {r['kl']:>7.3f} {r['reward']:>7.3f}{gold} {tv:>10}")
     return "\n".join(lines)
 
 

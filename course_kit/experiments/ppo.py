@@ -19,6 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
+import torch
+
 from course_kit.ppo import PPOConfig
 from course_kit.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
 from course_kit.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
@@ -170,7 +172,19 @@ def _r(x: float, digits: int = 4) -> float:
 
 
 def headline(quick: bool = False, seed: int = 0, sequence: bool = True) -> Dict:
-    """Lab 03's figures: TV to pi* per beta, reward-hacking gains, and (``sequence``) CHAIR before/after PPO."""
+    """Lab 03's figures: TV to pi* per beta, reward-hacking gains, and (``sequence``) CHAIR before/after PPO.
+
+    Runs on one torch thread, as the notebook does (faster for these tiny models, and the same numbers).
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _headline(quick, seed, sequence)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _headline(quick: bool, seed: int, sequence: bool) -> Dict:
     seed_everything(seed)
     world = default_world()
     n_iterations = 60 if quick else 100
