@@ -323,7 +323,12 @@ class DiffusionPolicy(Protocol):
 
 @dataclass
 class DDPOConfig:
-    """Hyper-parameters of a DDPO run (defaults: the toy scale of Lab 06)."""
+    """Hyper-parameters of a DDPO run.
+
+    Defaults follow ddpo-pytorch where it has a setting (eta 1, clip 1e-4, advantages clipped at 5,
+    lr 3e-4) with a small toy batch; Lab 06's tuned toy runs are
+    ``course_kit.experiments.ddpo.SHIFT_CONFIG`` and ``BALANCE_CONFIG``.
+    """
 
     num_steps: int = 10  # DDIM denoising steps T (= MDP horizon)
     eta: float = 1.0  # DDIM stochasticity; > 0 so each step is a Gaussian policy

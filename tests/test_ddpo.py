@@ -259,3 +259,22 @@ def test_config_validation():
         DDPOConfig(trust_region="kl")
     with pytest.raises(ValueError, match="eta"):
         DDPOConfig(eta=0.0)
+
+
+def test_truly_ppo_trust_region_is_wired_and_learns():
+    pol = TinyPolicy()
+    trainer = DDPOTrainer(pol, brightness_reward, small_config(trust_region="truly", kl_threshold=1e-2))
+    hist = [trainer.train_epoch(["a"]) for _ in range(8)]
+    assert pol.mu[0] > 0.3
+    assert np.mean([h["reward_mean"] for h in hist[-2:]]) > np.mean([h["reward_mean"] for h in hist[:2]])
+
+
+def test_balance_reward_fn_scores_the_whole_epoch_at_once():
+    calls = []
+
+    def reward_fn(images, prompts):
+        calls.append(len(prompts))
+        return brightness_reward(images, prompts)
+
+    DDPOTrainer(TinyPolicy(), reward_fn, small_config()).train_epoch(["a", "b"])
+    assert calls == [32]  # 2 batches of 16, one reward call (R_balance's q is over the epoch)
