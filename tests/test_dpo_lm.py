@@ -81,3 +81,13 @@ def test_sample_table_flags_each_answer(sft):
     lines = table.splitlines()
     assert len(lines) == 8 and all("[" in l for l in lines[1::2])
     assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("grounded" in l) for l in lines)
+
+
+def test_headline_lm_part_quick_lowers_sycophancy_and_chair():
+    from course_kit.experiments.dpo import headline
+
+    out = headline(quick=True, part="lm")
+    for key in ("chair", "sycophancy"):
+        assert out[f"{key}_after"] < out[f"{key}_before"] and out[f"{key}_after_trl"] < out[f"{key}_before"]
+    assert out["chosen_logratio_after"] > 0 > out["rejected_logratio_after"]
+    assert out["beta_sweep"][0]["kl"] > out["beta_sweep"][-1]["kl"]  # larger beta, closer to pi_ref
