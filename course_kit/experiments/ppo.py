@@ -154,7 +154,7 @@ def plot_sequence_runs(runs: Sequence[SequenceRun]):
 
 def sequence_level(quick: bool = False, seed: int = 0, betas: Sequence[float] = SEQUENCE_BETAS) -> Dict:
     """CHAIR, reward-model score and KL of the scene LM before PPO and after PPO with / without KL."""
-    model, tokenizer, reward_fn = load_sequence_setup(train_reward=True)  # as the notebook does
+    model, tokenizer, reward_fn = load_sequence_setup()
     n_steps, n_scenes = (10, 50) if quick else (30, 100)
     before = sequence_metrics(model, tokenizer, reward_fn, n_scenes, seed)
     out: Dict = {"before": {k: _r(before[k]) for k in ("chair", "coverage", "rm_reward")}}
