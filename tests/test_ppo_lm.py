@@ -140,3 +140,15 @@ def test_bad_inputs_raise(tiny_lm):
         collect_rollout(model, model, tokenizer, PROMPTS, lambda p, r: torch.zeros(2), 3, torch.Generator())
     with pytest.raises(ValueError, match="rewards"):
         token_advantages(torch.zeros(2), torch.zeros(3, 4), torch.zeros(3, 4), 0.1)
+
+
+@pytest.mark.slow
+def test_lab03_sequence_level_quick_on_the_scene_checkpoints():
+    """Lab 03's sequence part (quick budget) on data/scene_lm + data/scene_reward_model: KL keeps CHAIR down."""
+    from course_kit.experiments.ppo import sequence_level
+
+    out = sequence_level(quick=True)
+    with_kl, without_kl = out["beta=0.2"], out["beta=0"]
+    assert with_kl["chair"] < out["before"]["chair"] < without_kl["chair"]
+    assert with_kl["rm_reward"] > out["before"]["rm_reward"] + 0.5  # the reward model's score went up
+    assert without_kl["final_kl"] > 2 * with_kl["final_kl"]
