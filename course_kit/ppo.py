@@ -24,7 +24,8 @@ Which objective has (2) as its fixed point. With ``k1`` (the default), the expec
 exactly the policy gradient of (1): ``grad KL(pi||pi_ref) = E_pi[grad log pi(y) * k1(y)]``
 because ``E_pi[grad log pi] = 0``. So PPO's fixed point is the maximiser (2) of (1), and at that
 point ``r(y) - beta*k1(y) = beta*log Z`` for *every* y: all advantages are zero and the sampling
-noise vanishes, which is why PPO lands on pi* to within a TV of 0.02. ``k3`` (Schulman's
+noise vanishes, which (with the learning rate annealed to 0) is why PPO lands on pi* to within a
+TV of 0.02. ``k3`` (Schulman's
 low-variance estimator, ``(rho - 1) - log rho`` with ``rho = pi_ref/pi``) has the same *mean*
 KL(pi||pi_ref) but, used as a reward, it is not the KL's gradient (k3 depends on pi): the
 fixed point solves ``r(y) - beta*k3(y) = const`` instead, which is not pi* (Lab 03 measures the
@@ -174,7 +175,7 @@ def _as_reward_fn(reward: RewardLike, n_arms: int) -> Tuple[Callable[[torch.Tens
     if isinstance(reward, torch.Tensor):
         if reward.shape != (n_arms,):
             raise ValueError(f"reward must have shape (K,) = ({n_arms},) like ref_logits, got {tuple(reward.shape)}")
-        table = reward.detach().float()
+        table = reward.detach().float().cpu()  # (K,)
         return (lambda idx: table[idx]), table
     if callable(reward):
         return reward, None
@@ -185,7 +186,8 @@ class BanditPPO:
     """PPO state for a softmax policy over K responses; ``step(reward)`` runs one PPO iteration.
 
     ``train_ppo_bandit`` loops over it; Lab 05 (MaxMin-RLHF) calls ``step`` with a different
-    reward at each iteration (the worst-off group's).
+    reward at each iteration (the worst-off group's). The policy is K numbers, so it lives on the
+    CPU whatever device its inputs come from.
     """
 
     def __init__(self, ref_logits: torch.Tensor, config: PPOConfig, init_logits: Optional[torch.Tensor] = None):
@@ -196,8 +198,8 @@ class BanditPPO:
         if start.shape != ref_logits.shape:
             raise ValueError(f"init_logits must have the shape of ref_logits {tuple(ref_logits.shape)}, got {tuple(start.shape)}")
         self.config = config
-        self.ref_logp = torch.log_softmax(ref_logits.detach().float(), dim=-1)  # (K,)
-        self.logits = torch.nn.Parameter(start.detach().float().clone())  # (K,)
+        self.ref_logp = torch.log_softmax(ref_logits.detach().float().cpu(), dim=-1)  # (K,)
+        self.logits = torch.nn.Parameter(start.detach().float().cpu().clone())  # (K,)
         self.optimizer = torch.optim.Adam([self.logits], lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0  # PPO iterations done so far (drives the lr annealing)
@@ -230,7 +232,7 @@ class BanditPPO:
             actions = torch.multinomial(logp_all_old.exp(), cfg.batch_size, replacement=True, generator=self.generator)  # (B,)
             logp_old = logp_all_old[actions]  # (B,)
             logp_ref = self.ref_logp[actions]  # (B,)
-            rewards = torch.as_tensor(reward_fn(actions), dtype=torch.float32).reshape(-1)  # (B,)
+            rewards = torch.as_tensor(reward_fn(actions), dtype=torch.float32).reshape(-1).cpu()  # (B,)
             if rewards.shape != actions.shape:
                 raise ValueError(f"the reward callable must return one reward per sampled index, shape {tuple(actions.shape)}; got {tuple(rewards.shape)}")
             # 2. KL-shaped reward, 3. mean-reward baseline
