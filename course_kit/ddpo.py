@@ -465,7 +465,8 @@ class DDPOTrainer:
 
     # -- helpers ---------------------------------------------------------------------------
     def _gather(self, x: Tensor) -> Tensor:
-        return self.accelerator.gather(x) if self.accelerator is not None else x
+        # NCCL gathers only tensors on the process's own device; gloo is fine either way
+        return self.accelerator.gather(x.to(self.accelerator.device)) if self.accelerator is not None else x
 
     def _gather_prompts(self, prompts: List[str]) -> List[str]:
         if self.accelerator is None or self.accelerator.num_processes == 1:
@@ -531,7 +532,7 @@ class DDPOTrainer:
             advantages = all_rewards.detach().cpu().float().clone()  # (world * N,)
         n_local = rewards.numel()
         rank = self.accelerator.process_index if self.accelerator is not None else 0
-        advantages = advantages[rank * n_local:(rank + 1) * n_local]  # (N,)
+        advantages = advantages[rank * n_local:(rank + 1) * n_local].to(rollout.log_probs.device)  # (N,) on the policy's device
 
         T = rollout.log_probs.shape[1]
         stats: Dict[str, List[float]] = {"loss": [], "approx_kl": [], "clipfrac": [], "nan_skipped": []}
