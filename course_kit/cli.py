@@ -95,7 +95,10 @@ def run(lab: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
     names = _add_signature_options(parser, func)
     args = parser.parse_args(argv or [])
     options = {name: getattr(args, name) for name in names}
-    return func(quick=args.quick, seed=args.seed, **options), args.json
+    from course_kit.runtime import single_thread
+
+    with single_thread():  # the notebooks' thread count, so the figures match theirs
+        return func(quick=args.quick, seed=args.seed, **options), args.json
 
 
 def build_data(argv: List[str]) -> int:

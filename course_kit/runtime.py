@@ -3,6 +3,10 @@
 - ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``).
 - ``seed_everything(seed)`` seeds Python, NumPy and torch so that stored notebook outputs are
   deterministic on a given machine (what strict ``pytest --nbval`` needs).
+- ``single_thread()`` runs torch on one CPU thread inside a ``with`` block. The labs' tensors are
+  tiny, so extra threads only add synchronisation (5-20x slower on a busy 2-core machine, measured),
+  and nbval's kernels run on one thread too (``labs/conftest.py``), so ``course-kit run`` under
+  ``single_thread`` prints the notebooks' numbers.
 - ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
   ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
   turns it off for nbval because a live bar's text depends on timing (GUIDE section 3).
@@ -12,7 +16,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Iterable, Optional, TypeVar
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -70,3 +75,14 @@ def progress(iterable: Optional[Iterable[T]] = None, desc: str = "", total: Opti
     kwargs.setdefault("disable", not progress_enabled())
     kwargs.setdefault("leave", False)
     return tqdm(iterable, desc=desc, total=total, **kwargs)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -8,7 +8,6 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from course_kit.experiments.maxmin import single_thread
 from course_kit.maxmin_em import (
     EMConfig,
     adjusted_rand_index,
@@ -29,11 +28,6 @@ from course_kit.reward import bradley_terry_loss
 from course_kit.user_population import UserPopulationConfig, make_population
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread is much faster on a busy CPU (see experiments.maxmin.single_thread)."""
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,10 @@
 import pytest
 import torch
 
-from course_kit.experiments.maxmin import single_thread
 from course_kit.experiments import maxmin as ex
 from course_kit.maxmin_em import adjusted_rand_index
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread is much faster on a busy CPU (see experiments.maxmin.single_thread)."""
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

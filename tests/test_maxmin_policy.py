@@ -7,7 +7,6 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from course_kit.experiments.maxmin import single_thread
 from course_kit.maxmin_policy import (
     centre_rewards,
     closed_form_maxmin,
@@ -21,11 +20,6 @@ from course_kit.ppo import PPOConfig
 from course_kit.preference_world import kl_regularized_optimum
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread is much faster on a busy CPU (see experiments.maxmin.single_thread)."""
-    with single_thread():
-        yield
 
 
 def small_case():

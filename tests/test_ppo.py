@@ -19,13 +19,6 @@ from course_kit.ppo import (
     train_ppo_bandit,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster on a shared CPU; the previous setting is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 REF_LOGITS = torch.tensor([1.0, 0.5, 0.0, -0.5])  # pi_ref favours the low-reward arms

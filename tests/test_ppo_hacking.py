@@ -21,13 +21,6 @@ from course_kit.ppo_widget import BetaExplorer
 from course_kit.preference_world import PreferenceWorldConfig, kl_regularized_optimum, make_world
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster on a shared CPU; the previous setting is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,6 @@ from course_kit.ppo_lm import (
     train_ppo_lm,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is faster on a shared CPU; the previous setting is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 WORDS = ["<pad>", "<eos>", "<unk>", "a", "b", "c", "red", "blue", "say", ":"]

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from course_kit.experiments.maxmin import single_thread
 from course_kit.preference_world import PreferenceWorldConfig, make_world
 from course_kit.user_population import (
     UserPopulationConfig,
@@ -16,11 +15,6 @@ from course_kit.user_population import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread is much faster on a busy CPU (see experiments.maxmin.single_thread)."""
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

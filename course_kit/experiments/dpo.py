@@ -22,7 +22,7 @@ import torch
 from course_kit import dpo_exact, dpo_lm
 from course_kit import scene_lm as lm
 from course_kit import scene_world as sw
-from course_kit.runtime import seed_everything
+from course_kit.runtime import single_thread, seed_everything
 
 
 @dataclass
@@ -91,12 +91,8 @@ def headline(quick: bool = False, seed: int = 0, part: Literal["all", "exact", "
 
     Runs on one torch thread, as the notebook does under nbval: the same numbers, and faster for these tiny models.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         return _headline(quick, seed, part)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _headline(quick: bool, seed: int, part: str) -> Dict[str, object]:

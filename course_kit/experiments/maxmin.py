@@ -25,10 +25,9 @@ that group (Bradley-Terry on the gold reward), 0.5 at pi = pi_ref: the measure t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -51,23 +50,8 @@ from course_kit.maxmin_policy import (
 )
 from course_kit.ppo import PPOConfig, train_ppo_bandit
 from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world, total_variation
-from course_kit.runtime import progress, seed_everything
+from course_kit.runtime import progress, seed_everything, single_thread
 from course_kit.user_population import UserPopulation, UserPopulationConfig, make_population
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, then restore the previous setting.
-
-    Every tensor in this lab is tiny (K = 32 responses, a few thousand pairs): extra threads only
-    add synchronisation, and on a busy shared CPU they made the lab 5-20x slower (measured).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from course_kit.ppo import PPOConfig
 from course_kit.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
 from course_kit.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
 from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
-from course_kit.runtime import seed_everything
+from course_kit.runtime import single_thread, seed_everything
 
 EXACT_BETAS = (0.25, 0.5, 1.0, 2.0)  # betas of the exact-level check (part 1)
 SWEEP_BETAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)  # betas of the reward-hacking sweep (part 2)
@@ -176,12 +176,8 @@ def headline(quick: bool = False, seed: int = 0, sequence: bool = True) -> Dict:
 
     Runs on one torch thread, as the notebook does (faster for these tiny models, and the same numbers).
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         return _headline(quick, seed, sequence)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _headline(quick: bool, seed: int, sequence: bool) -> Dict:
