@@ -24,6 +24,7 @@ def execute_notebook(path: Path, timeout: int = 1200) -> float:
     os.environ["PYTHONWARNINGS"] = "ignore"
     os.environ["OMP_NUM_THREADS"] = "1"  # the same thread count as nbval's kernels (labs/conftest.py)
     os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ.pop("MPLBACKEND", None)  # figures must be displayed inline, as under nbval
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})

@@ -6,6 +6,8 @@
 - One CPU thread per kernel (``OMP_NUM_THREADS=1``, also set by ``course_kit.notebooks`` when it
   stores outputs): float reductions can round differently with another thread count, and a training
   run amplifies that, so stored and fresh runs use the same. ``make test`` runs two kernels at once.
+- No ``MPLBACKEND`` in the kernel's environment: with e.g. ``MPLBACKEND=Agg`` exported, figures
+  would not be displayed inline and every plotting cell would miss its stored ``<Figure ...>``.
 - stderr is not compared: what a library logs there is not part of a lab's result. Everything a
   lab teaches is printed to stdout or drawn, and that is compared strictly.
 """
@@ -15,6 +17,7 @@ import os
 os.environ["COURSE_KIT_PROGRESS"] = "0"
 os.environ["PYTHONWARNINGS"] = "ignore"
 os.environ["OMP_NUM_THREADS"] = "1"
+os.environ.pop("MPLBACKEND", None)
 os.environ["MKL_NUM_THREADS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
