@@ -110,7 +110,9 @@ def build_data(argv: List[str]) -> int:
     if not names or unknown:
         print(f"usage: course-kit build-data <name>... | --all; known: {', '.join(DATA) or '(none)'}", file=sys.stderr)
         return 2
-    out_dir = Path(__file__).resolve().parent.parent / "data"
+    from course_kit.runtime import DATA_DIR
+
+    out_dir = DATA_DIR
     for name in names:
         module_name, func_name = DATA[name].split(":")
         path = getattr(importlib.import_module(module_name), func_name)(out_dir)

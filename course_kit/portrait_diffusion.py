@@ -31,9 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from course_kit import portrait_world as world
-from course_kit.runtime import progress, seed_everything
+from course_kit.runtime import DATA_DIR, progress, seed_everything
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass

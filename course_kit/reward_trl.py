@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from course_kit.runtime import get_device, seed_everything
+from course_kit.runtime import DATA_DIR, get_device, seed_everything
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "scene_reward_model"
+DEFAULT_PATH = DATA_DIR / "scene_reward_model"
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Runtime basics shared by every lab: device choice, seeding, progress bars.
 
+- ``DATA_DIR`` is where the small checkpoints of ``data/`` live.
 - ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``).
 - ``seed_everything(seed)`` seeds Python, NumPy and torch so that stored notebook outputs are
   deterministic on a given machine (what strict ``pytest --nbval`` needs).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, TypeVar
 
@@ -23,6 +25,10 @@ import numpy as np
 import torch
 
 T = TypeVar("T")
+
+# The project's checkpoints (data/ beside course_kit/ in a clone or an editable install);
+# $COURSE_KIT_DATA points elsewhere, e.g. to a copy of data/ next to a non-editable install.
+DATA_DIR = Path(os.environ.get("COURSE_KIT_DATA", Path(__file__).resolve().parent.parent / "data"))
 
 _PROGRESS_OVERRIDE: Optional[bool] = None
 

@@ -38,10 +38,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from course_kit import scene_world as sw
-from course_kit.runtime import get_device, progress, progress_enabled, seed_everything
+from course_kit.runtime import DATA_DIR, get_device, progress, progress_enabled, seed_everything
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "scene_lm"
+DEFAULT_PATH = DATA_DIR / "scene_lm"
 
 
 @dataclass

@@ -54,7 +54,6 @@ def test_bt_loss_matches_trl_reward_trainer(tmp_path):
 
 @pytest.fixture(scope="module")
 def scene_reward(tmp_path_factory):
-    pytest.importorskip("course_kit.scene_lm")
     from course_kit.reward_trl import SceneRewardConfig, build_checkpoint, load_scene_reward_model
     from course_kit.runtime import set_progress
 
@@ -95,12 +94,10 @@ def test_score_bad_input(scene_reward):
 
 def test_shipped_checkpoint_matches_the_scene_tokenizer():
     """data/scene_reward_model must read the same token ids as the scene LM that Lab 03's PPO trains."""
-    pytest.importorskip("course_kit.scene_lm")
     from course_kit.reward_trl import DEFAULT_PATH, load_scene_reward_model
     from course_kit.scene_lm import build_tokenizer
 
-    if not (DEFAULT_PATH / "config.json").exists():
-        pytest.skip("data/scene_reward_model not built")
+    assert (DEFAULT_PATH / "config.json").exists(), "data/scene_reward_model is missing: course-kit build-data scene_reward_model"
     model, tok = load_scene_reward_model(device="cpu")
     assert tok.get_vocab() == build_tokenizer().get_vocab()
     assert model.config.num_labels == 1 and model.config.pad_token_id == tok.pad_token_id
