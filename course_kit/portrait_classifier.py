@@ -18,8 +18,7 @@ see the cue well, which is where "None" comes from (seed section IV-A).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from course_kit import portrait_world as world
+from course_kit.checkpoint_io import load_checkpoint, save_checkpoint
 from course_kit.runtime import DATA_DIR, progress, seed_everything
 
 CLASS_ORDER = ("female", "male", None)  # rows/columns of the confusion matrix
@@ -93,27 +93,16 @@ def train_classifier(config: Optional[ClassifierConfig] = None) -> PortraitClass
 
 
 def save_classifier(model: PortraitClassifier, out_dir) -> Path:
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out_dir / "model.safetensors")
-    (out_dir / "config.json").write_text(json.dumps(asdict(model.config), indent=2) + "\n")
-    return out_dir
+    """Write the classifier to ``out_dir`` (safetensors + config.json)."""
+    return save_checkpoint(model, model.config, out_dir)
 
 
 def load_classifier(path=None) -> PortraitClassifier:
     """Load the stored classifier (default ``data/portrait_classifier``)."""
-    from safetensors.torch import load_file
+    def build(cfg):
+        return PortraitClassifier(ClassifierConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
 
-    path = Path(path) if path is not None else DATA_DIR / "portrait_classifier"
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"no classifier at {path}; build it with `course-kit build-data portrait_classifier`")
-    cfg = json.loads((path / "config.json").read_text())
-    cfg["channels"] = tuple(cfg["channels"])
-    model = PortraitClassifier(ClassifierConfig(**cfg))
-    model.load_state_dict(load_file(path / "model.safetensors"))
-    return model.eval()
+    return load_checkpoint(path if path is not None else DATA_DIR / "portrait_classifier", build, "portrait_classifier")
 
 
 def build(out_dir) -> Path:

@@ -21,9 +21,8 @@ portrait, so what changes under DDPO is *which* portraits the model draws, the l
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from course_kit import portrait_world as world
+from course_kit.checkpoint_io import load_checkpoint, save_checkpoint
 from course_kit.runtime import DATA_DIR, progress, seed_everything
 
 
@@ -172,25 +172,14 @@ def pretrain(config: Optional[PortraitDiffusionConfig] = None, state_path: Optio
 
 
 def save_model(model: PortraitDiffusion, out_dir) -> Path:
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out_dir / "model.safetensors")
-    (out_dir / "config.json").write_text(json.dumps(asdict(model.config), indent=2) + "\n")
-    return out_dir
+    """Write the model to ``out_dir`` (safetensors + config.json)."""
+    return save_checkpoint(model, model.config, out_dir)
 
 
 def load_model(path=None) -> PortraitDiffusion:
     """Load the pretrained model (default ``data/portrait_diffusion``); a fresh copy each call."""
-    from safetensors.torch import load_file
-
-    path = Path(path) if path is not None else DATA_DIR / "portrait_diffusion"
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"no model at {path}; build it with `course-kit build-data portrait_diffusion`")
-    model = PortraitDiffusion(PortraitDiffusionConfig(**json.loads((path / "config.json").read_text())))
-    model.load_state_dict(load_file(path / "model.safetensors"))
-    return model.eval()
+    return load_checkpoint(path if path is not None else DATA_DIR / "portrait_diffusion",
+                           lambda cfg: PortraitDiffusion(PortraitDiffusionConfig(**cfg)), "portrait_diffusion")
 
 
 def build(out_dir) -> Path:
