@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[lab,test]"
 	touch $@
 
+# JupyterLab refuses to run as root unless told (containers, cloud shells): allow it there.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab labs/
+	$(BIN)/jupyter lab labs/ $(ROOT_FLAG)
 
 test: setup
 	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope
