@@ -24,7 +24,7 @@ from course_kit.cfg_guidance import (
     tilted_majority_share,
 )
 from course_kit.gaussian_mixture import GaussianMixture1D
-from course_kit.plotting import MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.plotting import MAJORITY, MINORITY, NEUTRAL, new_figure, show_in
 
 
 class GuidanceExplorer:
@@ -81,9 +81,6 @@ class GuidanceExplorer:
         return share
 
     def _redraw(self, w: float, x: torch.Tensor) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output, display
-
         mu = float(self.cond.means.abs().max())
         grid = torch.linspace(-mu - 4 * self.cond.std, mu + 4 * self.cond.std, 801)  # (G,)
         log_t = tilted_log_density(grid, self.cond, self.uncond, w)  # (G,)
@@ -97,10 +94,7 @@ class GuidanceExplorer:
         ax.plot(grid.numpy(), dens.numpy() * scale, color=NEUTRAL, lw=1.5, label="tilted law (scaled)")
         ax.set(xlabel="x (sign = group)", ylabel="samples", title=f"guided DDIM samples, w = {w:g}")
         ax.legend(loc="upper left")
-        with self.output:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_in(self.output, fig)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -16,7 +16,7 @@ from course_kit import preference_world as pw
 from course_kit.dpo import gradient_weight_of_margin
 from course_kit.dpo_exact import fit_dpo_softmax
 from course_kit.dpo_plots import plot_exact_policies, plot_gradient_weight
-from course_kit.plotting import new_figure
+from course_kit.plotting import new_figure, show_in
 
 
 class DPOExplorer:
@@ -50,9 +50,6 @@ class DPOExplorer:
 
     def update(self) -> Dict[str, float]:
         """Redraw for the sliders' values; return and store the numbers in ``state``."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output, display
-
         beta, margin = float(self.beta.value), float(self.margin.value)
         result = self.compute(beta, margin)
         self.state = {"beta": beta, "margin": margin, "weight": result["weight"],
@@ -63,10 +60,7 @@ class DPOExplorer:
         plot_exact_policies(axes[1], result, f"β = {beta:.2g}: TV(DPO, π*) = {result['tv_to_optimum']:.3f}, "
                                              f"KL to π_ref = {result['kl_to_ref']:.2f}")
         self.figure = fig
-        with self.output:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_in(self.output, fig)
         return self.state
 
     def widget(self):

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from course_kit.plotting import ACCENT, MINORITY, new_figure
+from course_kit.plotting import ACCENT, MINORITY, new_figure, show_in
 from course_kit.ppo_hacking import plot_overoptimisation, plot_policy_vs_optimum
 from course_kit.preference_world import PreferenceWorld
 
@@ -44,9 +44,6 @@ class BetaExplorer:
 
     def update(self, beta: float) -> Dict[str, float]:
         """Redraw for ``beta`` (one of the swept values); return and store its numbers in ``state``."""
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output, display
-
         if beta not in self.records:
             raise ValueError(f"beta={beta!r} was not swept; allowed: {sorted(self.records)}")
         record = self.records[beta]
@@ -60,10 +57,7 @@ class BetaExplorer:
         axes[1].scatter([x, x], [record["gold"], record["reward"]], s=160, facecolors="none",
                         edgecolors=[MINORITY, ACCENT], linewidths=2, zorder=4)
         self.figure = fig
-        with self.output:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_in(self.output, fig)
         return self.state
 
     def widget(self):
