@@ -121,6 +121,25 @@ def ppo_clipped_loss(
     return loss, {"approx_kl": approx_kl, "clip_fraction": clip_fraction}
 
 
+def validate_ppo_fields(config, int_fields) -> None:
+    """Check the fields every PPO config here shares (beta, kl_estimator, clip_range, lr, batch_size,
+    n_minibatches) and that each of ``int_fields`` is an integer >= 1; raise a ValueError naming the bad one."""
+    if not (isinstance(config.beta, (int, float)) and config.beta >= 0):
+        raise ValueError(f"beta must be a number >= 0, got {config.beta!r}")
+    if config.kl_estimator not in KL_ESTIMATORS:
+        raise ValueError(f"unknown kl_estimator {config.kl_estimator!r}; allowed: {', '.join(KL_ESTIMATORS)}")
+    if not config.clip_range > 0:
+        raise ValueError(f"clip_range must be > 0 (typically 0.1-0.3), got {config.clip_range}")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}")
+    for name in int_fields:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if config.batch_size % config.n_minibatches:
+        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by n_minibatches ({config.n_minibatches})")
+
+
 # --------------------------------------------------------------------------------------------
 # PPO on a bandit
 # --------------------------------------------------------------------------------------------
@@ -140,20 +159,7 @@ class PPOConfig:
 
     def validate(self) -> None:
         """Raise a ValueError naming the bad field and what is allowed."""
-        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
-            raise ValueError(f"beta must be a number >= 0, got {self.beta!r}")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"unknown kl_estimator {self.kl_estimator!r}; allowed: {', '.join(KL_ESTIMATORS)}")
-        if not self.clip_range > 0:
-            raise ValueError(f"clip_range must be > 0 (typically 0.1-0.3), got {self.clip_range}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        for name in ("n_iterations", "batch_size", "n_epochs", "n_minibatches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.batch_size % self.n_minibatches:
-            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by n_minibatches ({self.n_minibatches})")
+        validate_ppo_fields(self, ("n_iterations", "batch_size", "n_epochs", "n_minibatches"))
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
 

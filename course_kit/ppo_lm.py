@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from course_kit.ppo import KL_ESTIMATORS, kl_estimate, ppo_clipped_loss
+from course_kit.ppo import kl_estimate, ppo_clipped_loss, validate_ppo_fields
 from course_kit.runtime import progress
 
 RewardFn = Callable[[List[str], List[str]], torch.Tensor]  # (prompts, responses) -> (B,) rewards
@@ -57,20 +57,7 @@ class LMPPOConfig:
 
     def validate(self) -> None:
         """Raise a ValueError naming the bad field and what is allowed."""
-        if not (isinstance(self.beta, (int, float)) and self.beta >= 0):
-            raise ValueError(f"beta must be a number >= 0, got {self.beta!r}")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"unknown kl_estimator {self.kl_estimator!r}; allowed: {', '.join(KL_ESTIMATORS)}")
-        if not self.clip_range > 0:
-            raise ValueError(f"clip_range must be > 0 (typically 0.1-0.3), got {self.clip_range}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        for name in ("n_steps", "batch_size", "n_epochs", "n_minibatches", "max_new_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.batch_size % self.n_minibatches:
-            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by n_minibatches ({self.n_minibatches})")
+        validate_ppo_fields(self, ("n_steps", "batch_size", "n_epochs", "n_minibatches", "max_new_tokens"))
 
 
 @dataclass
