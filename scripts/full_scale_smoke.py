@@ -1,6 +1,6 @@
 """Smoke run of Lab 06's full-scale path: DDPO on Stable Diffusion + LoRA, timed, with peak memory.
 
-Runs ``--epochs`` DDPO epochs of ``course_kit.full_scale`` (StableDiffusionPolicy + the HF gender
+Runs ``--epochs`` DDPO epochs of ``course_kit.diffusion.full_scale`` (StableDiffusionPolicy + the HF gender
 classifier + ``DDPOTrainer``) and prints the device, weight dtypes, seconds per sampling pass and
 per epoch, seconds per denoising step in training, and the peak memory (CUDA:
 ``torch.cuda.max_memory_allocated``). On CUDA the frozen weights are float16 and LoRA float32; on
@@ -49,8 +49,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from course_kit.ddpo import DDPOTrainer, sample_with_logprob
-    from course_kit.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
+    from course_kit.diffusion.ddpo import DDPOTrainer, sample_with_logprob
+    from course_kit.diffusion.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
     from course_kit.runtime import seed_everything
 
     seed_everything(args.seed)

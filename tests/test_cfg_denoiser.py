@@ -2,15 +2,15 @@
 
 import torch
 
-from course_kit.cfg_denoiser import NULL_PROMPT, DenoiserConfig, learned_noise_fn, train_denoiser
-from course_kit.cfg_guidance import amplification_curve
-from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+from course_kit.diffusion.cfg_denoiser import NULL_PROMPT, DenoiserConfig, learned_noise_fn, train_denoiser
+from course_kit.diffusion.cfg_guidance import amplification_curve
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 
 def test_training_moves_parameters_and_lowers_the_loss():
     torch.manual_seed(0)
     config = DenoiserConfig(steps=150, batch_size=256)
-    from course_kit.cfg_denoiser import ConditionalDenoiser
+    from course_kit.diffusion.cfg_denoiser import ConditionalDenoiser
 
     torch.manual_seed(config.seed)
     untrained = ConditionalDenoiser(config)

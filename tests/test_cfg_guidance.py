@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from course_kit.cfg_guidance import (
+from course_kit.diffusion.cfg_guidance import (
     SamplerConfig,
     amplification_curve,
     attribute_tilt_share,
@@ -15,7 +15,7 @@ from course_kit.cfg_guidance import (
     sample_guided,
     tilted_majority_share,
 )
-from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 COND = GaussianMixture1D.from_config(MixtureConfig(), conditional=True)
 UNCOND = GaussianMixture1D.from_config(MixtureConfig(), conditional=False)

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from course_kit.cfg_guidance import attribute_tilt_share
-from course_kit.cfg_widget import GuidanceExplorer
-from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+from course_kit.diffusion.cfg_guidance import attribute_tilt_share
+from course_kit.viz.cfg_widget import GuidanceExplorer
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of course_kit.ddpo (Lab 06): DDIM log-prob vs diffusers, rewards (seed eqs. 1-3), the
+"""Tests of course_kit.diffusion.ddpo (Lab 06): DDIM log-prob vs diffusers, rewards (seed eqs. 1-3), the
 clipped loss, PerPromptStatTracker, and a DDPO smoke test / checkpoint round trip / NaN guard."""
 
 import math
@@ -12,7 +12,7 @@ from course_kit.runtime import set_progress
 
 set_progress(False)
 
-from course_kit.ddpo import (  # noqa: E402
+from course_kit.diffusion.ddpo import (  # noqa: E402
     DDPOConfig,
     DDPOTrainer,
     DiffusionPolicy,
@@ -242,7 +242,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_nan_guard(monkeypatch):
     pol = TinyPolicy()
     tr = DDPOTrainer(pol, brightness_reward, small_config())
-    import course_kit.ddpo as ddpo
+    import course_kit.diffusion.ddpo as ddpo
 
     monkeypatch.setattr(ddpo, "_trust_region_loss", lambda *a: (torch.tensor(float("nan")), {}))
     before = [p.detach().clone() for p in pol.parameters()]

@@ -23,7 +23,7 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_KIT_PROGRESS="0", HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "course_kit.ddpo_distributed", "--out", str(out)]
+           "--master_port", str(_free_port()), "-m", "course_kit.diffusion.ddpo_distributed", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return [json.loads((out / f"rank{k}.json").read_text()) for k in range(2)]

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from course_kit.ddpo_widgets import DDPOExplorer, grid_png  # noqa: E402
+from course_kit.viz.ddpo_widgets import DDPOExplorer, grid_png  # noqa: E402
 from course_kit.runtime import set_progress  # noqa: E402
 
 set_progress(False)

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from course_kit import dpo
-from course_kit import dpo_lm
-from course_kit import scene_lm as lm
+from course_kit.preference import dpo
+from course_kit.preference import dpo_lm
+from course_kit.worlds import scene_lm as lm
 
 PC = torch.tensor([-2.0, -5.0, -1.0])  # log pi_theta(y_w|x)
 PR = torch.tensor([-3.0, -4.0, -6.0])  # log pi_theta(y_l|x)

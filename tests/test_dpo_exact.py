@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_kit import dpo_exact as de
-from course_kit import preference_world as pw
+from course_kit.preference import dpo_exact as de
+from course_kit.worlds import preference_world as pw
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from course_kit import dpo_lm
-from course_kit import scene_lm as lm
-from course_kit import scene_world as sw
+from course_kit.preference import dpo_lm
+from course_kit.worlds import scene_lm as lm
+from course_kit.worlds import scene_world as sw
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_bad_pairs(sft):
 
 def test_widget_sliders_drive_the_update():
     pytest.importorskip("ipywidgets")
-    from course_kit.dpo_widget import DPOExplorer
+    from course_kit.viz.dpo_widget import DPOExplorer
 
     ex = DPOExplorer(n_pairs=2000)
     ex.widget()

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_kit.ddpo import DDPOConfig, DiffusionPolicy
-from course_kit.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
-from course_kit.hf_gender_classifier import HFGenderClassifier, save_tiny_vit_classifier
+from course_kit.diffusion.ddpo import DDPOConfig, DiffusionPolicy
+from course_kit.diffusion.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
+from course_kit.diffusion.hf_gender_classifier import HFGenderClassifier, save_tiny_vit_classifier
 from course_kit.runtime import set_progress
-from course_kit.sd_policy import StableDiffusionPolicy, tiny_stable_diffusion
+from course_kit.diffusion.sd_policy import StableDiffusionPolicy, tiny_stable_diffusion
 
 set_progress(False)
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_smoke_script_on_cpu():
 
 def test_toy_scale_uses_the_course_models():
     """scale='toy' loads Lab 06's own checkpoints (data/portrait_diffusion, data/portrait_classifier)."""
-    from course_kit.portrait_diffusion import PortraitDiffusion
+    from course_kit.diffusion.portrait_diffusion import PortraitDiffusion
 
     policy, classify = build_lab06(scale="toy", device="cpu")
     assert isinstance(policy, PortraitDiffusion) and isinstance(policy, DiffusionPolicy)

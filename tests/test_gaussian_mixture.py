@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 
 @pytest.fixture

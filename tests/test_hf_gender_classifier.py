@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_kit.ddpo import make_gender_reward
-from course_kit.hf_gender_classifier import (
+from course_kit.diffusion.ddpo import make_gender_reward
+from course_kit.diffusion.hf_gender_classifier import (
     HFGenderClassifier,
     gender_label_names,
     save_tiny_vit_classifier,

@@ -1,4 +1,4 @@
-"""Tests for course_kit.maxmin_em (Lab 05, Algorithm 2): E-step by hand, M-step against scikit-learn,
+"""Tests for course_kit.preference.maxmin_em (Lab 05, Algorithm 2): E-step by hand, M-step against scikit-learn,
 monotone EM, exact recovery on well-separated groups, purity / ARI against scikit-learn, bad input."""
 
 import math
@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 
-from course_kit.maxmin_em import (
+from course_kit.preference.maxmin_em import (
     EMConfig,
     adjusted_rand_index,
     cluster_purity,
@@ -23,9 +23,9 @@ from course_kit.maxmin_em import (
     m_step,
     user_log_likelihood,
 )
-from course_kit.preference_world import PreferenceWorldConfig, make_world
-from course_kit.reward import bradley_terry_loss
-from course_kit.user_population import UserPopulationConfig, make_population
+from course_kit.worlds.preference_world import PreferenceWorldConfig, make_world
+from course_kit.preference.bradley_terry import bradley_terry_loss
+from course_kit.worlds.user_population import UserPopulationConfig, make_population
 
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_kit.experiments import maxmin as ex
-from course_kit.maxmin_em import adjusted_rand_index
+from course_kit.preference.maxmin_em import adjusted_rand_index
 
 
 
@@ -75,7 +75,7 @@ def test_explorer_redraws_when_a_slider_moves():
 def test_explore_matches_a_direct_computation():
     figures = ex.explore(2.0, 40)
     pop = ex.lab_population(ex.MaxMinLabConfig(ratio=2.0, labels_per_user=40))
-    from course_kit.maxmin_em import fit_population_em
+    from course_kit.preference.maxmin_em import fit_population_em
 
     em = fit_population_em(pop)
     assert figures["ari"] == pytest.approx(adjusted_rand_index(em.assignment, pop.group_of_user))

@@ -1,4 +1,4 @@
-"""Tests for course_kit.maxmin_policy (Lab 05, Algorithm 1): utilities and win rates by brute force,
+"""Tests for course_kit.rl.maxmin_policy (Lab 05, Algorithm 1): utilities and win rates by brute force,
 the closed-form max-min policy against its dual and random policies, and max-min PPO iteration."""
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from course_kit.maxmin_policy import (
+from course_kit.rl.maxmin_policy import (
     centre_rewards,
     closed_form_maxmin,
     expected_utility,
@@ -16,8 +16,8 @@ from course_kit.maxmin_policy import (
     simplex_grid,
     win_rate_vs_ref,
 )
-from course_kit.ppo import PPOConfig
-from course_kit.preference_world import kl_regularized_optimum
+from course_kit.rl.ppo import PPOConfig
+from course_kit.worlds.preference_world import kl_regularized_optimum
 
 
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from course_kit import portrait_world as w
-from course_kit.portrait_classifier import ClassifierConfig, PortraitClassifier, accuracies, confusion_matrix, load_classifier
-from course_kit.portrait_diffusion import PortraitDiffusion, PortraitDiffusionConfig, generate, load_model, pretrain
-from course_kit.ddpo import DiffusionPolicy
+from course_kit.worlds import portrait_world as w
+from course_kit.diffusion.portrait_classifier import ClassifierConfig, PortraitClassifier, accuracies, confusion_matrix, load_classifier
+from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, PortraitDiffusionConfig, generate, load_model, pretrain
+from course_kit.diffusion.ddpo import DiffusionPolicy
 from course_kit.runtime import set_progress
 
 set_progress(False)
@@ -59,7 +59,7 @@ def test_encode_prompts_validates():
 
 
 def test_pretraining_resumes_after_an_interruption(tmp_path, monkeypatch):
-    import course_kit.portrait_diffusion as pd
+    import course_kit.diffusion.portrait_diffusion as pd
 
     cfg = PortraitDiffusionConfig(hidden=16, depth=1, emb_dim=8, steps=600, batch_size=8)
     full = pretrain(cfg)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_kit import portrait_world as w
+from course_kit.worlds import portrait_world as w
 
 
 def test_prompts_follow_the_seed_templates():

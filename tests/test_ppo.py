@@ -1,4 +1,4 @@
-"""Tests for course_kit.ppo: KL estimators, the clipped loss and PPO on a bandit (Lab 03, Lab 05).
+"""Tests for course_kit.rl.ppo: KL estimators, the clipped loss and PPO on a bandit (Lab 03, Lab 05).
 
 References are independent of the code under test: hand computation, Monte Carlo against the
 exact KL, and the closed-form optimum pi* = softmax(ref_logits + r / beta).
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from course_kit.ppo import (
+from course_kit.rl.ppo import (
     BanditPPO,
     PPOConfig,
     kl_estimate,

@@ -1,4 +1,4 @@
-"""Tests for Lab 03's reward-hacking sweep (course_kit.ppo_hacking), its widget and headline."""
+"""Tests for Lab 03's reward-hacking sweep (course_kit.rl.ppo_hacking), its widget and headline."""
 
 import matplotlib
 
@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from course_kit.ppo import PPOConfig
-from course_kit.ppo_hacking import (
+from course_kit.rl.ppo import PPOConfig
+from course_kit.rl.ppo_hacking import (
     beta_sweep,
     fit_proxy_reward,
     hacking_summary,
@@ -17,8 +17,8 @@ from course_kit.ppo_hacking import (
     sweep_figure,
     trajectory_values,
 )
-from course_kit.ppo_widget import BetaExplorer
-from course_kit.preference_world import PreferenceWorldConfig, kl_regularized_optimum, make_world
+from course_kit.viz.ppo_widget import BetaExplorer
+from course_kit.worlds.preference_world import PreferenceWorldConfig, kl_regularized_optimum, make_world
 
 
 
@@ -92,7 +92,7 @@ def test_headline_quick_without_sequence():
 
 
 def test_prealigned_reference_is_the_gold_optimum_and_helps_at_fixed_beta(setup):
-    from course_kit.ppo_hacking import prealigned_world, sweep_table
+    from course_kit.rl.ppo_hacking import prealigned_world, sweep_table
 
     world, proxy, sweep = setup
     aligned = prealigned_world(world, beta_dpo=2.0)

@@ -1,4 +1,4 @@
-"""Tests for course_kit.ppo_lm: token-level PPO with a KL penalty on a tiny causal LM (Lab 03).
+"""Tests for course_kit.rl.ppo_lm: token-level PPO with a KL penalty on a tiny causal LM (Lab 03).
 
 The model and tokenizer are built here from configs (no checkpoint): a 1-layer GPT-2 over a
 10-word vocabulary.
@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from course_kit.ppo_lm import (
+from course_kit.rl.ppo_lm import (
     LMPPOConfig,
     banned_token_ids,
     collect_rollout,

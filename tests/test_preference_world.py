@@ -1,11 +1,11 @@
-"""Tests for course_kit.preference_world: the world, pair sampling, pi* and the BT MLE against hand computations."""
+"""Tests for course_kit.worlds.preference_world: the world, pair sampling, pi* and the BT MLE against hand computations."""
 
 import math
 
 import pytest
 import torch
 
-from course_kit.preference_world import (
+from course_kit.worlds.preference_world import (
     PreferenceWorldConfig,
     bradley_terry_mle,
     gold_reward_from_features,

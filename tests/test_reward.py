@@ -1,4 +1,4 @@
-"""Tests for course_kit.reward: the Bradley-Terry loss by hand, its stability, the trainer, and
+"""Tests for course_kit.preference.bradley_terry: the Bradley-Terry loss by hand, its stability, the trainer, and
 the reward-hacking property of the default world that Lab 03 relies on."""
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from course_kit.preference_world import PreferenceWorldConfig, make_world
-from course_kit.reward import RewardModel, RewardTrainingConfig, bradley_terry_loss, pair_accuracy, train_reward_model
+from course_kit.worlds.preference_world import PreferenceWorldConfig, make_world
+from course_kit.preference.bradley_terry import RewardModel, RewardTrainingConfig, bradley_terry_loss, pair_accuracy, train_reward_model
 
 
 def test_bt_loss_by_hand():

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from course_kit.experiments import reward as ex  # noqa: E402
-from course_kit.preference_world import make_world  # noqa: E402
+from course_kit.worlds.preference_world import make_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_optimum_under_proxy_is_hacked_at_small_beta(world):
 def test_plots_return_figures(world):
     import matplotlib.pyplot as plt
 
-    from course_kit import reward_plots as rp
+    from course_kit.viz import reward_plots as rp
 
     fit = ex.fit_proxy(world, 200)
     fig, _ = rp.plot_proxy_vs_gold(world, fit.proxy)
@@ -81,7 +81,7 @@ def test_widget_refits_when_sliders_move(world):
     pytest.importorskip("ipywidgets")
     import matplotlib.pyplot as plt
 
-    from course_kit.reward_widgets import RewardExplorer
+    from course_kit.viz.reward_widgets import RewardExplorer
 
     explorer = RewardExplorer(world, n_pairs=10)
     few = dict(explorer.last)

@@ -7,7 +7,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from course_kit.reward import bradley_terry_loss  # noqa: E402
+from course_kit.preference.bradley_terry import bradley_terry_loss  # noqa: E402
 
 
 def _tiny_tokenizer():
@@ -54,7 +54,7 @@ def test_bt_loss_matches_trl_reward_trainer(tmp_path):
 
 @pytest.fixture(scope="module")
 def scene_reward(tmp_path_factory):
-    from course_kit.reward_trl import SceneRewardConfig, build_checkpoint, load_scene_reward_model
+    from course_kit.preference.reward_trl import SceneRewardConfig, build_checkpoint, load_scene_reward_model
     from course_kit.runtime import set_progress
 
     set_progress(False)
@@ -68,8 +68,8 @@ def scene_reward(tmp_path_factory):
 def test_trl_reward_model_learns_and_round_trips(scene_reward):
     import json
 
-    from course_kit.reward_trl import pair_accuracy, score
-    from course_kit.scene_lm import preference_dataset
+    from course_kit.preference.reward_trl import pair_accuracy, score
+    from course_kit.worlds.scene_lm import preference_dataset
 
     path, (model, tok) = scene_reward
     info = json.loads((path / "training.json").read_text())
@@ -83,7 +83,7 @@ def test_trl_reward_model_learns_and_round_trips(scene_reward):
 
 
 def test_score_bad_input(scene_reward):
-    from course_kit.reward_trl import load_scene_reward_model, score
+    from course_kit.preference.reward_trl import load_scene_reward_model, score
 
     _, (model, tok) = scene_reward
     with pytest.raises(ValueError, match="pair up"):
@@ -94,8 +94,8 @@ def test_score_bad_input(scene_reward):
 
 def test_shipped_checkpoint_matches_the_scene_tokenizer():
     """data/scene_reward_model must read the same token ids as the scene LM that Lab 03's PPO trains."""
-    from course_kit.reward_trl import DEFAULT_PATH, load_scene_reward_model
-    from course_kit.scene_lm import build_tokenizer
+    from course_kit.preference.reward_trl import DEFAULT_PATH, load_scene_reward_model
+    from course_kit.worlds.scene_lm import build_tokenizer
 
     assert (DEFAULT_PATH / "config.json").exists(), "data/scene_reward_model is missing: course-kit build-data scene_reward_model"
     model, tok = load_scene_reward_model(device="cpu")

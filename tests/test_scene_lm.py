@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_kit import scene_lm as lm
-from course_kit import scene_world as sw
+from course_kit.worlds import scene_lm as lm
+from course_kit.worlds import scene_world as sw
 
 PROMPTS = ["<scene> kitchen cup plate </scene> describe :", "<scene> street truck </scene> describe the red car :"]
 RESPONSES = ["a kitchen with a cup , a knife and a plate .", "there is no red car ; i see a truck ."]

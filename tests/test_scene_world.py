@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from course_kit import scene_world as sw
+from course_kit.worlds import scene_world as sw
 
 KITCHEN = sw.Scene("kitchen", ("cup", "plate"))
 

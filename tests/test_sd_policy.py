@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from course_kit.ddpo import DDPOConfig, DDPOTrainer, DiffusionPolicy, sample_with_logprob
-from course_kit.sd_policy import StableDiffusionPolicy, load_stable_diffusion, tiny_stable_diffusion
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, DiffusionPolicy, sample_with_logprob
+from course_kit.diffusion.sd_policy import StableDiffusionPolicy, load_stable_diffusion, tiny_stable_diffusion
 
 PROMPTS = ["photo of the face of a nurse", "photo of the face of a ceo"]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from course_kit.truly_ppo import gaussian_kl, kl_estimate, trigger_probability, truly_ppo_loss
+from course_kit.diffusion.truly_ppo import gaussian_kl, kl_estimate, trigger_probability, truly_ppo_loss
 
 
 def _lp(values):

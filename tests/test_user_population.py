@@ -1,12 +1,12 @@
-"""Tests for course_kit.user_population (Lab 05): group sizes, Bradley-Terry labels, bad input."""
+"""Tests for course_kit.worlds.user_population (Lab 05): group sizes, Bradley-Terry labels, bad input."""
 
 import math
 
 import pytest
 import torch
 
-from course_kit.preference_world import PreferenceWorldConfig, make_world
-from course_kit.user_population import (
+from course_kit.worlds.preference_world import PreferenceWorldConfig, make_world
+from course_kit.worlds.user_population import (
     UserPopulationConfig,
     group_weights,
     make_population,

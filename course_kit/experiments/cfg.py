@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from course_kit.cfg_denoiser import NULL_PROMPT, DenoiserConfig, learned_noise_fn, train_denoiser
-from course_kit.cfg_guidance import amplification_curve
-from course_kit.gaussian_mixture import GaussianMixture1D, MixtureConfig
+from course_kit.diffusion.cfg_denoiser import NULL_PROMPT, DenoiserConfig, learned_noise_fn, train_denoiser
+from course_kit.diffusion.cfg_guidance import amplification_curve
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 WEIGHTS = (0.0, 1.0, 3.0, 7.5)  # the guidance weights the lab reports
 

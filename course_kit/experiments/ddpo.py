@@ -22,10 +22,10 @@ from typing import Any, Dict, List, Literal, Optional
 import numpy as np
 import torch
 
-from course_kit import portrait_world as world
-from course_kit.ddpo import DDPOConfig, DDPOTrainer, female_ratio, make_gender_reward
-from course_kit.portrait_classifier import PortraitClassifier, load_classifier
-from course_kit.portrait_diffusion import PortraitDiffusion, generate, load_model
+from course_kit.worlds import portrait_world as world
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, female_ratio, make_gender_reward
+from course_kit.diffusion.portrait_classifier import PortraitClassifier, load_classifier
+from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, generate, load_model
 from course_kit.runtime import progress, seed_everything
 
 GUIDANCE = 2.0  # CFG weight used for sampling and DDPO (Lab 01: w > 1 amplifies the training skew)
@@ -191,7 +191,7 @@ def cfg_sweep(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: 
 def classifier_confusion(model: PortraitDiffusion, classifier: PortraitClassifier, style: str, n_per_vocation: int = 64,
                          guidance_scale: float = 1.0, seed: int = 1):
     """Confusion matrix (truth = oracle cue, rows female/male/None) of the classifier on generated images of ``style``."""
-    from course_kit.portrait_classifier import confusion_matrix
+    from course_kit.diffusion.portrait_classifier import confusion_matrix
 
     prompts = [world.prompt_for(v, style) for v in world.FEMALE_SHARE for _ in range(n_per_vocation)]
     latents, images = generate(model, prompts, guidance_scale=guidance_scale, seed=seed)

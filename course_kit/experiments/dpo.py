@@ -19,9 +19,10 @@ from typing import Dict, List, Literal, Optional, Sequence
 
 import torch
 
-from course_kit import dpo_exact, dpo_lm
-from course_kit import scene_lm as lm
-from course_kit import scene_world as sw
+from course_kit.preference import dpo_exact
+from course_kit.preference import dpo_lm
+from course_kit.worlds import scene_lm as lm
+from course_kit.worlds import scene_world as sw
 from course_kit.runtime import single_thread, seed_everything
 
 

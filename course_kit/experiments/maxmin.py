@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from course_kit.maxmin_em import (
+from course_kit.preference.maxmin_em import (
     EMConfig,
     EMResult,
     adjusted_rand_index,
@@ -40,7 +40,7 @@ from course_kit.maxmin_em import (
     fit_single_reward,
     fit_single_weights,
 )
-from course_kit.maxmin_policy import (
+from course_kit.rl.maxmin_policy import (
     MaxMinResult,
     centre_rewards,
     closed_form_maxmin,
@@ -48,10 +48,10 @@ from course_kit.maxmin_policy import (
     maxmin_policy_iteration,
     win_rate_vs_ref,
 )
-from course_kit.ppo import PPOConfig, train_ppo_bandit
-from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world, total_variation
+from course_kit.rl.ppo import PPOConfig, train_ppo_bandit
+from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world, total_variation
 from course_kit.runtime import progress, seed_everything, single_thread
-from course_kit.user_population import UserPopulation, UserPopulationConfig, make_population
+from course_kit.worlds.user_population import UserPopulation, UserPopulationConfig, make_population
 
 
 @dataclass
@@ -263,8 +263,8 @@ def headline(quick: bool = False, seed: int = 0) -> dict:
 
 def _cluster_colours(run: LabRun) -> List[str]:
     """Colour of every EM cluster: the colour of the true group most of its users belong to."""
-    from course_kit.maxmin_em import cluster_to_group
-    from course_kit.plotting import MAJORITY, MINORITY, NEUTRAL
+    from course_kit.preference.maxmin_em import cluster_to_group
+    from course_kit.viz.style import MAJORITY, MINORITY, NEUTRAL
 
     groups = cluster_to_group(run.em.assignment, run.population.group_of_user, run.em.rewards.shape[0])
     return [(MAJORITY, MINORITY)[g] if 0 <= g < 2 else NEUTRAL for g in groups.tolist()]
@@ -272,7 +272,7 @@ def _cluster_colours(run: LabRun) -> List[str]:
 
 def plot_population(run: LabRun):
     """Left: each group's gold reward and the single pooled reward vs length. Right: policies vs length."""
-    from course_kit.plotting import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+    from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 
     fig, (ax, bx) = new_figure(2)
     pop = run.population
@@ -300,7 +300,7 @@ def plot_population(run: LabRun):
 
 def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
     """Purity and ARI of the EM clusters vs labels per user, one line per majority:minority ratio."""
-    from course_kit.plotting import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+    from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 
     fig, (ax, bx) = new_figure(2)
     colours = [ACCENT, MINORITY, MAJORITY, NEUTRAL]
@@ -320,7 +320,7 @@ def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
 def plot_iterations(run: LabRun):
     """Algorithm 1 over iterations. Left: every cluster's (learned) utility, and the exact max-min level.
     Right: the true groups' gold utilities, next to the single-reward policy's."""
-    from course_kit.plotting import MAJORITY, MINORITY, new_figure
+    from course_kit.viz.style import MAJORITY, MINORITY, new_figure
 
     fig, (ax, bx) = new_figure(2)
     history = run.maxmin.history
@@ -352,8 +352,8 @@ def plot_iterations(run: LabRun):
 
 def plot_mixtures(run: LabRun, n_points: int = 101):
     """Every mixture policy pi_lambda (two clusters): the clusters' utilities, objective (1) and its dual vs lambda."""
-    from course_kit.maxmin_policy import mixture_policies
-    from course_kit.plotting import ACCENT, NEUTRAL, new_figure
+    from course_kit.rl.maxmin_policy import mixture_policies
+    from course_kit.viz.style import ACCENT, NEUTRAL, new_figure
 
     curves = mixture_policies(run.population.ref_probs, run.em.rewards, run.config.beta, n_points)
     lam = curves["lambda"][:, 0]  # (M,) weight on cluster 0's reward
@@ -457,7 +457,7 @@ class MaxMinExplorer:
         """Recompute for the sliders' current values and redraw the figure."""
         import matplotlib.pyplot as plt
 
-        from course_kit.plotting import MAJORITY, MINORITY, new_figure
+        from course_kit.viz.style import MAJORITY, MINORITY, new_figure
 
         self.last = explore(self.ratio.value, self.labels.value, self.seed)
         with self.output:

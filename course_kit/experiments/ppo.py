@@ -8,7 +8,7 @@ Three parts, the same calls as ``labs/03_ppo_kl.ipynb``:
    pi* = pi_ref exp(r/beta)/Z (TV distance per beta).
 2. ``hacking``: a linear Bradley-Terry proxy fitted on pi_ref's pairs is optimised by PPO for a
    sweep of beta; gains in proxy and gold reward over pi_ref for beta = 0 and for the best beta.
-3. ``sequence_level`` (``course_kit.ppo_lm``): token-level PPO on the tiny scene LM against the
+3. ``sequence_level`` (``course_kit.rl.ppo_lm``): token-level PPO on the tiny scene LM against the
    scene reward model, with and without KL; CHAIR before/after.
 """
 
@@ -21,10 +21,10 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from course_kit.ppo import PPOConfig
-from course_kit.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
-from course_kit.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
-from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
+from course_kit.rl.ppo import PPOConfig
+from course_kit.rl.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
+from course_kit.rl.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
+from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
 from course_kit.runtime import single_thread, seed_everything
 
 EXACT_BETAS = (0.25, 0.5, 1.0, 2.0)  # betas of the exact-level check (part 1)
@@ -33,7 +33,7 @@ SEQUENCE_BETAS = (0.2, 0.0)  # betas of the sequence-level runs (part 3): with a
 
 
 def default_world() -> PreferenceWorld:
-    """The default preference world of ``course_kit.preference_world`` (K = 32 responses, 4 very long)."""
+    """The default preference world of ``course_kit.worlds.preference_world`` (K = 32 responses, 4 very long)."""
     return make_world(PreferenceWorldConfig())
 
 
@@ -73,9 +73,9 @@ def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = Fal
     """
     from transformers.utils import logging as hf_logging
 
-    from course_kit.reward_trl import load_scene_reward_model, score, train_scene_reward_model
+    from course_kit.preference.reward_trl import load_scene_reward_model, score, train_scene_reward_model
     from course_kit.runtime import progress_enabled
-    from course_kit.scene_lm import load_scene_lm
+    from course_kit.worlds.scene_lm import load_scene_lm
 
     if not progress_enabled():  # transformers' "Loading weights" bar would print into the notebook
         hf_logging.disable_progress_bar()
@@ -94,7 +94,7 @@ def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = Fal
 
 def caption_prompts(n: int, seed: int = 0) -> List[str]:
     """``n`` captioning prompts for PPO, from scenes drawn like the test scenes (prior object half the time)."""
-    from course_kit import scene_world as sw
+    from course_kit.worlds import scene_world as sw
 
     rng = random.Random(40_000 + seed)
     return [sw.describe_prompt(sw.sample_scene(rng, test=True)) for _ in range(n)]
@@ -102,8 +102,8 @@ def caption_prompts(n: int, seed: int = 0) -> List[str]:
 
 def sequence_metrics(model, tokenizer, reward_fn, n_scenes: int = 100, seed: int = 0) -> Dict[str, float]:
     """CHAIR & co. (``scene_lm.evaluate``) on ``n_scenes`` test scenes, and the reward model's mean score of the captions."""
-    from course_kit import scene_world as sw
-    from course_kit.scene_lm import evaluate, generate
+    from course_kit.worlds import scene_world as sw
+    from course_kit.worlds.scene_lm import evaluate, generate
 
     scenes = sw.test_scenes(n_scenes, seed=seed)
     metrics = evaluate(model, tokenizer, scenes, seed=seed)
@@ -123,8 +123,8 @@ def run_sequence_ppo(model, tokenizer, reward_fn, beta: float, n_steps: int = 30
 
 def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, seed: int = 0) -> str:
     """Seeded sampled captions of the same ``n`` test scenes by pi_ref and by each run's policy, as text."""
-    from course_kit import scene_world as sw
-    from course_kit.scene_lm import generate
+    from course_kit.worlds import scene_world as sw
+    from course_kit.worlds.scene_lm import generate
 
     scenes = sw.test_scenes(n, seed=seed + 1)
     prompts = [sw.describe_prompt(s) for s in scenes]
@@ -139,7 +139,7 @@ def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, 
 
 def plot_sequence_runs(runs: Sequence[SequenceRun]):
     """Reward-model score and sequence KL(pi || pi_ref) per PPO step, one line per beta."""
-    from course_kit.plotting import ACCENT, MINORITY, new_figure
+    from course_kit.viz.style import ACCENT, MINORITY, new_figure
 
     fig, axes = new_figure(2, width=4.6, height=3.2)
     for run, colour in zip(runs, [ACCENT, MINORITY, "#9467bd", "#8c564b"]):

@@ -2,8 +2,8 @@
 
 Seed 001, "Preference data collection" and "Reward model training"; seed 000, "Reward Modeling"
 and "The Mathematics of Reward Hacking". Every function works on the exact-level world of
-``course_kit.preference_world`` (one prompt, K responses, hidden gold reward r*) and the linear
-``course_kit.reward.RewardModel`` fitted with our own trainer; the notebook
+``course_kit.worlds.preference_world`` (one prompt, K responses, hidden gold reward r*) and the linear
+``course_kit.preference.bradley_terry.RewardModel`` fitted with our own trainer; the notebook
 ``labs/02_reward_model.ipynb`` and ``course-kit run reward`` call the same functions, so the
 figures agree.
 
@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from course_kit.preference_world import PreferenceWorld, PreferenceWorldConfig, bradley_terry_mle, kl_regularized_optimum, make_world
-from course_kit.reward import RewardModel, RewardTrainingConfig, pair_accuracy, train_reward_model
+from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, bradley_terry_mle, kl_regularized_optimum, make_world
+from course_kit.preference.bradley_terry import RewardModel, RewardTrainingConfig, pair_accuracy, train_reward_model
 
 N_EVAL_PAIRS = 4000  # held-out pairs (from pi_ref, clean labels) for every accuracy in the lab
 
@@ -192,7 +192,7 @@ def headline(quick: bool = False, seed: int = 0, n_pairs: int = 2000, label_nois
     }
     if not trl:
         return out
-    from course_kit.reward_trl import SceneRewardConfig, train_scene_reward_model
+    from course_kit.preference.reward_trl import SceneRewardConfig, train_scene_reward_model
 
     cfg = SceneRewardConfig(seed=seed, steps=10 if quick else SceneRewardConfig.steps)
     _, _, info = train_scene_reward_model(cfg)

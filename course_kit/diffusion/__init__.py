@@ -1,0 +1,110 @@
+"""Diffusion: classifier-free guidance, the toy portrait model, DDPO and its full-scale Stable Diffusion path.
+
+Modules (each names the equation and source it implements):
+
+- ``cfg_guidance``: Lab 01.
+- ``cfg_denoiser``: Lab 01.
+- ``portrait_diffusion``: Lab 06.
+- ``portrait_classifier``: Lab 06.
+- ``ddpo``: Lab 06.
+- ``truly_ppo``: Lab 06.
+- ``sd_policy``: Lab 06 (full scale).
+- ``hf_gender_classifier``: Lab 06 (full scale).
+- ``ddpo_distributed``: Lab 06 (full scale).
+- ``full_scale``: Lab 06.
+
+Names are re-exported lazily (``from course_kit.diffusion import X`` imports only the module
+that defines ``X``), so a light lab does not pay for a heavy neighbour.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {  # public name -> the module that defines it
+    "ConditionalDenoiser": "cfg_denoiser",
+    "DenoiserConfig": "cfg_denoiser",
+    "NULL_PROMPT": "cfg_denoiser",
+    "PROMPTS": "cfg_denoiser",
+    "learned_noise_fn": "cfg_denoiser",
+    "prompt_mixtures": "cfg_denoiser",
+    "timestep_embedding": "cfg_denoiser",
+    "train_denoiser": "cfg_denoiser",
+    "SamplerConfig": "cfg_guidance",
+    "amplification_curve": "cfg_guidance",
+    "attribute_tilt_share": "cfg_guidance",
+    "check_guidance_weight": "cfg_guidance",
+    "exact_noise_fn": "cfg_guidance",
+    "guided_noise": "cfg_guidance",
+    "majority_share": "cfg_guidance",
+    "make_scheduler": "cfg_guidance",
+    "sample_guided": "cfg_guidance",
+    "tilted_log_density": "cfg_guidance",
+    "tilted_majority_share": "cfg_guidance",
+    "DDPOConfig": "ddpo",
+    "DDPOTrainer": "ddpo",
+    "DiffusionPolicy": "ddpo",
+    "FEMALE": "ddpo",
+    "LABELS": "ddpo",
+    "MALE": "ddpo",
+    "PerPromptStatTracker": "ddpo",
+    "Rollout": "ddpo",
+    "ddim_step_with_logprob": "ddpo",
+    "ddpo_clipped_loss": "ddpo",
+    "female_ratio": "ddpo",
+    "make_gender_reward": "ddpo",
+    "r_balance": "ddpo",
+    "r_shift": "ddpo",
+    "sample_with_logprob": "ddpo",
+    "lora_fingerprint": "ddpo_distributed",
+    "main": "ddpo_distributed",
+    "LabScale": "full_scale",
+    "SCALES": "full_scale",
+    "TINY": "full_scale",
+    "build_lab06": "full_scale",
+    "default_ddpo_config": "full_scale",
+    "make_reward_fn": "full_scale",
+    "CONFIDENCE_THRESHOLD": "hf_gender_classifier",
+    "DEFAULT_MODEL_ID": "hf_gender_classifier",
+    "HFGenderClassifier": "hf_gender_classifier",
+    "gender_label_names": "hf_gender_classifier",
+    "save_tiny_vit_classifier": "hf_gender_classifier",
+    "threshold_labels": "hf_gender_classifier",
+    "to_pil_images": "hf_gender_classifier",
+    "CLASS_ORDER": "portrait_classifier",
+    "ClassifierConfig": "portrait_classifier",
+    "PortraitClassifier": "portrait_classifier",
+    "accuracies": "portrait_classifier",
+    "confusion_matrix": "portrait_classifier",
+    "load_classifier": "portrait_classifier",
+    "save_classifier": "portrait_classifier",
+    "train_classifier": "portrait_classifier",
+    "PortraitDiffusion": "portrait_diffusion",
+    "PortraitDiffusionConfig": "portrait_diffusion",
+    "build": "portrait_diffusion",
+    "generate": "portrait_diffusion",
+    "load_model": "portrait_diffusion",
+    "pretrain": "portrait_diffusion",
+    "save_model": "portrait_diffusion",
+    "LORA_TARGET_MODULES": "sd_policy",
+    "SD15_MODEL_ID": "sd_policy",
+    "StableDiffusionPolicy": "sd_policy",
+    "default_dtype": "sd_policy",
+    "load_stable_diffusion": "sd_policy",
+    "resolve_device": "sd_policy",
+    "tiny_clip_tokenizer": "sd_policy",
+    "tiny_stable_diffusion": "sd_policy",
+    "gaussian_kl": "truly_ppo",
+    "kl_estimate": "truly_ppo",
+    "trigger_probability": "truly_ppo",
+    "truly_ppo_loss": "truly_ppo",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

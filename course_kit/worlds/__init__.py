@@ -1,0 +1,100 @@
+"""Worlds: the small, exactly known data-generating processes every lab measures against.
+
+Modules (each names the equation and source it implements):
+
+- ``gaussian_mixture``: Lab 01.
+- ``preference_world``: Labs 02-04.
+- ``user_population``: Lab 05.
+- ``scene_world``: Labs 02-04, 08.
+- ``scene_lm``: Labs 02-04, 08.
+- ``portrait_world``: Lab 06.
+
+Names are re-exported lazily (``from course_kit.worlds import X`` imports only the module
+that defines ``X``), so a light lab does not pay for a heavy neighbour.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {  # public name -> the module that defines it
+    "GaussianMixture1D": "gaussian_mixture",
+    "MixtureConfig": "gaussian_mixture",
+    "CONFIDENCE": "portrait_world",
+    "CUE_MEAN": "portrait_world",
+    "CUE_STD": "portrait_world",
+    "IMAGE_SIZE": "portrait_world",
+    "LATENT_DIM": "portrait_world",
+    "LATENT_NAMES": "portrait_world",
+    "STYLES": "portrait_world",
+    "ZOOM_MEAN": "portrait_world",
+    "ZOOM_STD": "portrait_world",
+    "cue_posterior": "portrait_world",
+    "oracle_labels": "portrait_world",
+    "parse_prompt": "portrait_world",
+    "prompt_for": "portrait_world",
+    "render": "portrait_world",
+    "sample_latents": "portrait_world",
+    "training_images": "portrait_world",
+    "PreferenceWorld": "preference_world",
+    "PreferenceWorldConfig": "preference_world",
+    "bradley_terry_mle": "preference_world",
+    "gold_reward_from_features": "preference_world",
+    "kl_divergence": "preference_world",
+    "kl_regularized_optimum": "preference_world",
+    "make_world": "preference_world",
+    "total_variation": "preference_world",
+    "DEFAULT_PATH": "scene_lm",
+    "LMConfig": "scene_lm",
+    "SFTConfig": "scene_lm",
+    "SPECIAL_TOKENS": "scene_lm",
+    "build_checkpoint": "scene_lm",
+    "build_tokenizer": "scene_lm",
+    "encode": "scene_lm",
+    "evaluate": "scene_lm",
+    "evaluation_prompts": "scene_lm",
+    "generate": "scene_lm",
+    "load_scene_lm": "scene_lm",
+    "make_model": "scene_lm",
+    "preference_dataset": "scene_lm",
+    "save_scene_lm": "scene_lm",
+    "sequence_logprobs": "scene_lm",
+    "token_ids": "scene_lm",
+    "token_logprobs": "scene_lm",
+    "train_sft": "scene_lm",
+    "PairConfig": "scene_world",
+    "Scene": "scene_world",
+    "WorldConfig": "scene_world",
+    "affirm": "scene_world",
+    "caption": "scene_world",
+    "chair": "scene_world",
+    "correct": "scene_world",
+    "coverage": "scene_world",
+    "describe_prompt": "scene_world",
+    "false_premise": "scene_world",
+    "hallucination_counts": "scene_world",
+    "is_false_premise": "scene_world",
+    "is_sycophantic": "scene_world",
+    "mentioned_nouns": "scene_world",
+    "preference_pairs": "scene_world",
+    "premise_of": "scene_world",
+    "question_prompt": "scene_world",
+    "sample_scene": "scene_world",
+    "sft_corpus": "scene_world",
+    "test_scenes": "scene_world",
+    "UserPopulation": "user_population",
+    "UserPopulationConfig": "user_population",
+    "group_weights": "user_population",
+    "make_population": "user_population",
+    "sample_population": "user_population",
+    "users_per_group_for_ratio": "user_population",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
