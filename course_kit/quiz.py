@@ -66,9 +66,9 @@ def register_question(question: Question) -> Question:
 
 def questions(lab: Optional[str] = None) -> Dict[str, Question]:
     """The registered questions (of ``lab`` when given)."""
-    from course_kit.exercises.registry import _load_all
+    from course_kit.exercises.registry import load_all
 
-    _load_all()
+    load_all()
     return {k: q for k, q in sorted(_QUESTIONS.items()) if lab is None or q.lab == lab}
 
 

@@ -46,19 +46,6 @@ def test_progress_can_be_switched_off(monkeypatch):
         set_progress(None)
 
 
-def test_quiz_checks(capsys):
-    assert quiz.check("q1", 0.93, expected=0.927, tol=0.01)
-    assert not quiz.check("q2", 0.5, expected=0.927, tol=0.01, hint="think about (3/7)^w")
-    assert not quiz.check("q3", ..., expected=1.0)
-    out = capsys.readouterr().out.splitlines()
-    assert out == ["q1: correct", "q2: not yet - think about (3/7)^w", "q3: no answer yet - replace the ... with your answer"]
-    assert quiz.check_choice("q4", "B", expected="b", choices="abc")
-    with pytest.raises(ValueError, match="not one of the choices"):
-        quiz.check_choice("q5", "d", expected="b", choices="abc")
-    with pytest.raises(TypeError, match="must be a number"):
-        quiz.check("q6", "lots", expected=1.0)
-
-
 def test_new_figure_shapes():
     import matplotlib.pyplot as plt
 

@@ -68,13 +68,13 @@ def register(exercise: Exercise) -> Exercise:
 
 def ids(lab: Optional[str] = None) -> List[str]:
     """The registered exercise ids, sorted; only those of ``lab`` (e.g. "02") when given."""
-    _load_all()
+    load_all()
     return sorted(i for i, e in _REGISTRY.items() if lab is None or e.lab == lab)
 
 
 def get(exercise_id: str) -> Exercise:
     """The exercise registered as ``exercise_id``; ``KeyError`` naming the known ids otherwise."""
-    _load_all()
+    load_all()
     if exercise_id not in _REGISTRY:
         raise KeyError(f"unknown exercise {exercise_id!r}; known exercises: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[exercise_id]
@@ -189,7 +189,7 @@ def check(exercise_id: str, fn: Callable[..., Any], verbose: bool = True) -> boo
 _LAB_MODULES = ("lab01", "lab02", "lab03", "lab04", "lab05", "lab06", "lab07", "lab08")
 
 
-def _load_all() -> None:
+def load_all() -> None:
     """Import every lab's exercise module once (each registers its exercises)."""
     import importlib
 
