@@ -3,11 +3,20 @@
 Each module teaches one concept and names the lab that uses it:
 
 - ``runtime``: device choice, seeding, progress bars (every lab).
-- ``plotting``: the course's small plotting style (every lab).
-- ``cli``: ``course-kit run <lab> [--quick] [--json]`` headless headline figures.
-
-Lab modules are listed in ``course_kit.cli.LABS``.
+- ``cli``: ``course-kit run <lab> [--quick] [--json]`` headless headline figures;
+  ``course-kit student-edition DIR`` writes the student notebooks.
+- ``quiz`` and ``exercises``: checked questions, predictions and implement-it exercises.
+- Subpackages by concept: ``worlds`` (data-generating processes), ``preference`` (Bradley-Terry,
+  DPO, EM over users), ``rl`` (PPO and reward hacking), ``diffusion`` (CFG, DDPO, Stable
+  Diffusion), ``fairness`` (latent-space bias), ``viz`` (every figure and widget), ``experiments``
+  (one headline per lab, listed in ``course_kit.cli.LABS``).
 """
+
+import os
+
+# Offline by default: no usage telemetry from huggingface_hub / TRL. Must be set before either is
+# imported (huggingface_hub reads it at import); the toy scale never opens a socket (tests/test_offline.py).
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from course_kit.runtime import get_device, progress, seed_everything, set_progress
 

@@ -3,12 +3,16 @@
     course-kit list
     course-kit run <lab> [--quick] [--json] [--seed N] [lab options]
     course-kit build-data <name> | --all      (regenerate checkpoints in data/)
+    course-kit student-edition DIR            (the labs with solutions cleared, for students)
 
 Each lab registers one *headline function* in ``LABS`` below, as ``"module:function"``. The
 function takes keyword arguments ``quick: bool`` and ``seed: int`` plus any lab options, and
 returns a JSON-serialisable dict of the lab's figures. Lab options are read from the function's
 signature: a parameter ``reward: Literal["shift", "balance"] = "shift"`` becomes
 ``--reward {shift,balance}``; ``int``/``float``/``str`` defaults become typed options.
+
+Seeds are integers 0 <= seed <= 2**32 - 1 for every lab. A user error (an unknown lab, a bad option
+or value) is one line on stderr and exit code 2; ``COURSE_KIT_DEBUG=1`` shows the traceback.
 
 With ``--json`` the figures are printed as one JSON object on the last line of stdout (progress
 bars go to stderr), so ``course-kit run cfg --json | tail -n 1 | python -m json.tool`` works.
@@ -55,10 +59,24 @@ DESCRIPTIONS: Dict[str, str] = {
 }
 
 
+class UserError(Exception):
+    """A mistake in what the user asked for: reported as one line, exit code 2."""
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: the one documented range of every lab."""
+    from course_kit.runtime import check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error) if text.lstrip("-").isdigit() else f"not an integer: {text!r}")
+
+
 def load_headline(lab: str) -> Callable[..., Dict[str, Any]]:
     """Import and return the headline function registered for ``lab``."""
     if lab not in LABS:
-        raise SystemExit(f"unknown lab {lab!r}; allowed: {', '.join(sorted(LABS))}")
+        raise UserError(f"unknown lab {lab!r}; allowed: {', '.join(sorted(LABS))}")
     module_name, func_name = LABS[lab].split(":")
     return getattr(importlib.import_module(module_name), func_name)
 
@@ -91,7 +109,7 @@ def run(lab: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(prog=f"course-kit run {lab}", description=DESCRIPTIONS.get(lab, ""))
     parser.add_argument("--quick", action="store_true", help="a smaller budget, for smoke tests")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed, 0 <= seed <= 2**32 - 1 (default: 0)")
     names = _add_signature_options(parser, func)
     args = parser.parse_args(argv or [])
     options = {name: getattr(args, name) for name in names}
@@ -121,7 +139,20 @@ def build_data(argv: List[str]) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``course-kit`` console script."""
+    """Entry point of the ``course-kit`` console script: user errors are one line and exit code 2."""
+    import os
+
+    try:
+        return _main(argv)
+    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as error:
+        if os.environ.get("COURSE_KIT_DEBUG"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"course-kit: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__.strip())
@@ -132,6 +163,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if argv[0] == "build-data":
         return build_data(argv[1:])
+    if argv[0] == "student-edition":
+        from course_kit.editions import main as student_edition
+
+        return student_edition(argv[1:])
     if argv[0] != "run" or len(argv) < 2:
         print(f"usage: course-kit run <lab> [--quick] [--json]; labs: {', '.join(LABS)}", file=sys.stderr)
         return 2

@@ -45,11 +45,19 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+MAX_SEED = 2**32 - 1  # every lab accepts seeds 0 <= seed <= MAX_SEED (NumPy's range)
+
+
+def check_seed(seed) -> int:
+    """Return ``seed`` as an int when it is an integer in [0, MAX_SEED]; a clear ValueError otherwise."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA); return a CPU ``torch.Generator`` seeded the same way."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,0 +1,54 @@
+"""The student edition: nbgrader's ClearSolutions removes every solution and worked answer."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from course_kit import editions
+
+LABS = sorted(editions.LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _toy_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('def bt(a, b):\n    """doc"""\n    ### BEGIN SOLUTION\n    return a - b\n    ### END SOLUTION\ncheck("bt_loss", bt)'),
+        nbformat.v4.new_markdown_cell("**Worked answer**\n### BEGIN SOLUTION\nThe share is 0.93.\n### END SOLUTION"),
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+    ]
+    return nb
+
+
+def test_solutions_become_stubs_and_outputs_go():
+    nb = editions.student_notebook(_toy_notebook())
+    code, answer, plain = nb.cells
+    assert "raise NotImplementedError()" in code.source and "return a - b" not in code.source
+    assert 'check("bt_loss", bt)' in code.source and '"""doc"""' in code.source
+    assert "0.93" not in answer.source and "YOUR ANSWER HERE" in answer.source
+    assert plain.outputs == []
+
+
+def test_unbalanced_markers_are_an_error():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1")]
+    with pytest.raises(Exception):
+        editions.student_notebook(nb)
+
+
+def test_refuses_to_overwrite_the_complete_edition():
+    with pytest.raises(ValueError, match="must not overwrite"):
+        editions.write_student_edition(editions.LABS_DIR)
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_every_lab_has_exercises_and_its_student_edition_has_no_solution(path, tmp_path):
+    source = json.loads(path.read_text())
+    assert editions.solution_regions(source) >= 3, f"{path.name}: exercises, answers and worked answers go between solution markers"
+    (out,) = editions.write_student_edition(tmp_path, [path])
+    student = json.loads(out.read_text())
+    text = "".join("".join(c["source"]) for c in student["cells"])
+    assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
+    assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
