@@ -1,23 +1,40 @@
 # Two commands for a fresh machine (README "Quickstart"):
 #   make lab    set up .venv and open the labs in JupyterLab
-#   make test   set up .venv and run every test, strict nbval on the labs included
-# Others: make setup, make notebooks (re-execute and save every lab), make data (retrain checkpoints).
+#   make test   set up .venv and run every test: unit tests, strict nbval on the labs, the browser suite
+# Others: make student-edition (the labs with solutions cleared, into student/), make notebooks
+# (re-execute and save every lab), make data (retrain checkpoints), make bench-widgets.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch. Override on a GPU machine: make lab TORCH="torch==2.13.0" (any CUDA build).
+# torch is pinned. On Linux the package index's torch wheel is the CUDA build (GBs of CUDA libraries);
+# a laptop without a GPU gets the small CPU wheel from PyTorch's own index with
+#   make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# A CUDA machine keeps the default (or names its CUDA index, e.g. .../whl/cu126). CI uses the default.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup lab test notebooks data clean
+.PHONY: setup setup-test lab test student-edition notebooks data bench-widgets clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed-lab
+setup-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-torch:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[lab,test]"
+	$(PIP) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),) "$(TORCH)"
+	touch $@
+
+# students: the labs and what they import
+$(VENV)/.installed-lab: pyproject.toml $(VENV)/.installed-torch
+	$(PIP) -e ".[lab]"
+	touch $@
+
+# instructors and CI: + pytest, nbval, Playwright, nbgrader (the student edition)
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-lab
+	$(PIP) -e ".[lab,test,instructor]"
 	touch $@
 
 # JupyterLab refuses to run as root unless told (containers, cloud shells): allow it there.
@@ -26,14 +43,21 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(BIN)/jupyter lab labs/ $(ROOT_FLAG)
 
-test: setup
-	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope
+test: setup-test
+	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope --ignore=tests/browser
+	$(BIN)/python -m pytest tests/browser -q -rs
 
-notebooks: setup
+student-edition: setup-test
+	$(BIN)/course-kit student-edition student
+
+notebooks: setup-test
 	$(BIN)/python -m course_kit.notebooks labs/*.ipynb
 
 data: setup
 	$(BIN)/course-kit build-data --all
+
+bench-widgets: setup-test
+	$(BIN)/python scripts/bench_widgets.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,0 +1,194 @@
+"""Drive JupyterLab in the system's Chromium with Playwright (the browser suite and the latency benchmark).
+
+Playwright's own browser download is not reachable from the course's machines or CI, so the
+suite launches the Debian package's ``/usr/bin/chromium`` (or ``$COURSE_KIT_CHROMIUM``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+SLIDER = ".widget-slider"
+ROOT_OUTPUT = ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output"
+
+
+def find_chromium() -> Optional[str]:
+    """The system Chromium's path, or None."""
+    explicit = os.environ.get("COURSE_KIT_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).exists() else None
+    for name in CHROMIUM_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, log_path: Path) -> Iterator[Dict[str, str]]:
+    """Start JupyterLab on a free loopback port with a token, serving ``root``; yield its base URL and token."""
+    port, token = free_port(), "course-kit-browser-suite"
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["JUPYTER_CONFIG_DIR"] = str(root / ".jupyter-config")  # no user settings, no restored workspace
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / ".jupyter-workspaces")
+    cmd = [sys.executable, "-m", "jupyterlab", str(root), "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+           f"--ServerApp.token={token}", "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}",
+           f"--LabApp.workspaces_dir={root / '.jupyter-workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = open(log_path, "w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start; see {log_path}")
+                time.sleep(0.5)
+        yield {"base": base, "token": token}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def shutdown_kernels(server: Dict[str, str]) -> None:
+    """Shut down every kernel the server runs (one lab at a time keeps memory and CPU for the next)."""
+    url = f"{server['base']}/api/kernels?token={server['token']}"
+    for kernel in json.loads(urllib.request.urlopen(url, timeout=10).read()):
+        request = urllib.request.Request(f"{server['base']}/api/kernels/{kernel['id']}?token={server['token']}",
+                                         method="DELETE")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(request, timeout=10)
+
+
+def open_notebook(page, server: Dict[str, str], name: str, timeout_s: float = 120) -> None:
+    """Open ``name`` and wait until its kernel is idle."""
+    page.goto(f"{server['base']}/lab/tree/{name}?token={server['token']}", timeout=timeout_s * 1000)
+    page.locator(".jp-Notebook").first.wait_for(state="attached", timeout=timeout_s * 1000)
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached",
+                                                                                      timeout=timeout_s * 1000)
+
+
+def run_all(page, timeout_s: float) -> float:
+    """Menu Run > Run All Cells; wait until the kernel has finished (or stopped at an error); return seconds.
+
+    Done when the kernel has been idle for three polls in a row after the run started. Cells left with
+    ``[*]`` then mean a cell failed and the rest were never run (``stderr_outputs`` says why).
+    """
+    start = time.time()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    idle_polls = 0
+    while time.time() - start < timeout_s:
+        time.sleep(0.5)
+        status = page.eval_on_selector(".jp-Notebook-ExecutionIndicator", "e => e.getAttribute('data-status')")
+        idle_polls = idle_polls + 1 if status == "idle" else 0
+        if idle_polls >= 3 and time.time() - start > 2:
+            return time.time() - start
+    raise TimeoutError(f"Run All did not finish within {timeout_s} s")
+
+
+def unrun_cells(page) -> int:
+    """Code cells whose prompt is not a number after Run All (never reached, or still queued)."""
+    prompts = page.eval_on_selector_all(".jp-CodeCell .jp-InputPrompt", "els => els.map(e => e.textContent.trim())")
+    return sum(not re.fullmatch(r"\[\d+\]:?", p) for p in prompts)
+
+
+def stderr_outputs(page) -> List[str]:
+    """Texts of every stderr/error output (tracebacks and warnings render as stderr)."""
+    return page.eval_on_selector_all("[data-mime-type='application/vnd.jupyter.stderr']",
+                                     "els => els.map(e => e.innerText.slice(0, 800))")
+
+
+def broken_widgets(page) -> int:
+    return page.locator("text=Error displaying widget").count()
+
+
+def widget_outputs(page) -> List:
+    """The top-level output areas that hold a widget (one per explorer)."""
+    return page.locator(f"{ROOT_OUTPUT}:has(.jupyter-widgets.widget-container)").all()
+
+
+def fingerprint(area) -> str:
+    """What an explorer shows: its figures' image data and its labels' text."""
+    return area.evaluate(
+        """el => [...el.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-64)).join('|')
+                 + '#' + [...el.querySelectorAll('.widget-html-content, .widget-readout, .widget-label')]
+                         .map(e => e.textContent).join('|')""")
+
+
+def wait_changed(area, before: str, timeout_s: float) -> float:
+    """Seconds until ``area``'s fingerprint differs from ``before`` (TimeoutError otherwise)."""
+    start = time.time()
+    while time.time() - start < timeout_s:
+        if fingerprint(area) != before:
+            # let a figure finish replacing (clear_output(wait=True) then display)
+            return time.time() - start
+        time.sleep(0.01)
+    raise TimeoutError(f"the widget did not change within {timeout_s} s")
+
+
+def controls_of(area) -> List[Dict]:
+    """The movable controls of an explorer: sliders, dropdowns and buttons, in page order."""
+    found = []
+    for i, _ in enumerate(area.locator(SLIDER).all()):
+        found.append({"kind": "slider", "index": i})
+    for i, _ in enumerate(area.locator(".widget-dropdown select").all()):
+        found.append({"kind": "dropdown", "index": i})
+    for i, _ in enumerate(area.locator("button.jupyter-button").all()):
+        found.append({"kind": "button", "index": i})
+    return found
+
+
+def move(area, control: Dict, step: int = 0) -> str:
+    """Move one control once (sliders by keyboard, dropdowns by selection, buttons by click); return what was done."""
+    if control["kind"] == "slider":
+        slider = area.locator(SLIDER).nth(control["index"])
+        handle = slider.locator(".noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        now, high = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
+        key = "ArrowLeft" if (now is not None and high is not None and float(now) >= float(high)) or step % 2 else "ArrowRight"
+        handle.focus()
+        handle.press(key)
+        return f"slider {control['index']} {key}"
+    if control["kind"] == "dropdown":
+        select = area.locator(".widget-dropdown select").nth(control["index"])
+        select.scroll_into_view_if_needed()
+        options = select.locator("option").all()
+        current = select.evaluate("s => s.selectedIndex")
+        target = (current + 1) % max(len(options), 1)
+        select.select_option(index=target)
+        return f"dropdown {control['index']} -> option {target}"
+    button = area.locator("button.jupyter-button").nth(control["index"])
+    button.scroll_into_view_if_needed()
+    button.click()
+    return f"button {control['index']} clicked"
