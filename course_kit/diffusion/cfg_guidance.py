@@ -198,25 +198,55 @@ def tilted_log_density(x: torch.Tensor, cond: GaussianMixture1D, uncond: Gaussia
     return log_u + w * (cond.log_prob(x) - log_u)
 
 
-def tilted_majority_shares(cond: GaussianMixture1D, uncond: GaussianMixture1D, weights: Weights, majority: int = 0) -> list:
-    """Majority share of the normalised tilted density for every w in ``weights``, by quadrature on a fine grid.
+def tilted_density_on_grid(cond: GaussianMixture1D, uncond: GaussianMixture1D, weights: Weights,
+                           n_points: int = 40001) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(grid (G,), dens (W, G))``: the tilted density p(x|c)^w p(x)^(1-w) of every w, up to a constant per row.
 
     Stable for every finite w: with ``a = max(|w|, 1)`` the log-density is ``a * s(x)`` with
     ``s = (w / a) log(p_c / p_u) + log(p_u) / a`` of order one, and ``exp(a (s - max s))`` never
-    overflows (it underflows to 0 away from the maximum). The densities are evaluated once for all w.
+    overflows (it underflows to 0 away from the maximum). The mixtures are evaluated once for all w.
     """
     w_list, _ = weight_grid(weights)
     lo = float(cond.means.min()) - 10 * cond.std
     hi = float(cond.means.max()) + 10 * cond.std
-    grid = torch.linspace(lo, hi, 40001, dtype=torch.float64)  # (G,)
+    grid = torch.linspace(lo, hi, n_points, dtype=torch.float64)  # (G,)
     log_u = uncond.log_prob(grid.float()).double()  # (G,)
     log_ratio = cond.log_prob(grid.float()).double() - log_u  # (G,) log p(x|c) / p(x)
-    in_majority = cond.group_of(grid.float()) == majority  # (G,)
     w = torch.tensor(w_list, dtype=torch.float64).unsqueeze(1)  # (W, 1)
     scale = w.abs().clamp(min=1.0)  # (W, 1)
     s = (w / scale) * log_ratio + log_u / scale  # (W, G) log tilted density / scale
-    dens = torch.exp(scale * (s - s.max(dim=1, keepdim=True).values))  # (W, G) in [0, 1], maximum 1
+    return grid, torch.exp(scale * (s - s.max(dim=1, keepdim=True).values))  # (G,), (W, G) in [0, 1]
+
+
+def tilted_majority_shares(cond: GaussianMixture1D, uncond: GaussianMixture1D, weights: Weights, majority: int = 0) -> list:
+    """Majority share of the normalised tilted density for every w in ``weights``, by quadrature on a fine grid."""
+    grid, dens = tilted_density_on_grid(cond, uncond, weights)  # (G,), (W, G)
+    in_majority = cond.group_of(grid.float()) == majority  # (G,)
     return (dens[:, in_majority].sum(1) / dens.sum(1)).tolist()
+
+
+def tilted_group_moments(cond: GaussianMixture1D, uncond: GaussianMixture1D, w: float, group: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation of the tilted law restricted to ``group`` (by quadrature)."""
+    grid, dens = tilted_density_on_grid(cond, uncond, [w])  # (G,), (1, G)
+    d = dens[0] * (cond.group_of(grid.float()) == group)  # (G,)
+    mean = float((d * grid).sum() / d.sum())
+    return mean, float(((d * (grid - mean) ** 2).sum() / d.sum()).sqrt())
+
+
+def sample_summary(samples: torch.Tensor, mixture: GaussianMixture1D, near: float = 0.1) -> Dict[str, float]:
+    """What a batch of guided samples (n,) looks like: the majority's share, mean and spread, the minority's
+    count, and the share of samples within ``near`` of the mixture's mean E[x] (the "conditional mean")."""
+    group = mixture.group_of(samples)  # (n,)
+    majority, minority = samples[group == 0], samples[group != 0]
+    mean = float((mixture.weights * mixture.means).sum())
+    return {
+        "majority_share": float((group == 0).float().mean()),
+        "minority_count": int(len(minority)),
+        "majority_mean": float(majority.mean()) if len(majority) else float("nan"),
+        "majority_std": float(majority.std()) if len(majority) > 1 else float("nan"),
+        "mixture_mean": mean,
+        "near_mean_share": float(((samples - mean).abs() < near).float().mean()),
+    }
 
 
 def tilted_majority_share(cond: GaussianMixture1D, uncond: GaussianMixture1D, w: float, majority: int = 0) -> float:
