@@ -15,6 +15,8 @@ from course_kit.diffusion.cfg_guidance import (
     ho_salimans_weight,
     majority_share,
     sample_guided,
+    sample_summary,
+    tilted_group_moments,
     tilted_majority_share,
     tilted_majority_shares,
 )
@@ -186,3 +188,22 @@ def test_sampler_config_is_validated_on_creation(field, value, message):
 def test_mixture_config_is_validated_on_creation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MixtureConfig(**kwargs)
+
+
+def test_tilted_group_moments_keep_each_separated_group_unchanged():
+    # w = 1 is the data; for well separated groups the tilt only reweights, so the shape stays at any w
+    for w in (1.0, 3.0, 7.5):
+        mean, std = tilted_group_moments(COND, UNCOND, w)
+        assert mean == pytest.approx(1.0, abs=5e-3) and std == pytest.approx(0.3, abs=5e-3)
+    mean, std = tilted_group_moments(COND, UNCOND, 1.0, group=1)
+    assert mean == pytest.approx(-1.0, abs=5e-3) and std == pytest.approx(0.3, abs=5e-3)
+
+
+def test_sample_summary_by_hand():
+    x = torch.tensor([1.0, 1.2, 0.45, -1.0])
+    s = sample_summary(x, COND)
+    assert s["majority_share"] == 0.75 and s["minority_count"] == 1
+    assert s["mixture_mean"] == pytest.approx(0.4)
+    assert s["near_mean_share"] == 0.25  # only 0.45 lies within 0.1 of E[x|c] = 0.4
+    assert s["majority_mean"] == pytest.approx((1.0 + 1.2 + 0.45) / 3)
+    assert s["majority_std"] == pytest.approx(float(torch.tensor([1.0, 1.2, 0.45]).std()))
