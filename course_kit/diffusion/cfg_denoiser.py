@@ -1,14 +1,15 @@
 """A learned counterpart of Lab 01's exact world: a small conditional denoiser trained with CFG dropout.
 
 Two prompts share one model: "a CEO" (70/30 majority/minority) and "a nurse" (30/70). With the
-prompt dropped (probability ``p_uncond``, Ho & Salimans 2022) the model learns the unconditional
-mix of all images, 50/50. Training is the DDPM noise-prediction loss (Ho et al. 2020):
+prompt dropped (probability ``p_uncond``, as in "Classifier-Free Diffusion Guidance", Ho & Salimans
+2022) the model learns the unconditional mix of all images, 50/50. Training is the noise-prediction
+loss of "Denoising Diffusion Probabilistic Models" (Ho et al. 2020):
 
     L = E_{x0, c, t, eps} || eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, c) ||^2,
 
 with diffusers' ``DDPMScheduler.add_noise`` for the forward process, so the sampler of
-``course_kit.diffusion.cfg_guidance`` (diffusers' DDIM on the same betas) can run on the learned model and
-students see that stereotype amplification is not an artefact of exact scores.
+``course_kit.diffusion.cfg_guidance`` (diffusers' DDIM on the same betas) can run on the learned model
+and students see that stereotype amplification is not an artefact of exact scores (Lab 01, section 6).
 """
 
 from __future__ import annotations
@@ -38,12 +39,32 @@ class DenoiserConfig:
     time_dim: int = 16  # size of the sinusoidal timestep embedding
     prompt_dim: int = 8  # size of the learned prompt embedding (2 prompts + null)
     p_uncond: float = 0.2  # probability of dropping the prompt during training (CFG dropout)
-    steps: int = 1500  # optimiser steps (the loss plateaus after ~1000)
+    n_steps: int = 1500  # optimiser steps (the loss plateaus after ~1000)
     batch_size: int = 1024  # samples per step
     lr: float = 2e-3  # Adam learning rate (cosine-decayed to 0)
     seed: int = 0  # seeds data, noise and initialisation
     mixture: MixtureConfig = field(default_factory=MixtureConfig)  # the world: "a CEO" uses cond_weights
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the same betas are used for training
+
+    def __post_init__(self):
+        for name in ("hidden", "n_layers", "time_dim", "prompt_dim", "n_steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DenoiserConfig.{name} must be a positive integer, got {value!r}")
+        if self.time_dim % 2:
+            raise ValueError(f"DenoiserConfig.time_dim must be even (sin and cos halves), got {self.time_dim}")
+        if self.batch_size < 2:
+            raise ValueError(f"DenoiserConfig.batch_size must be >= 2 (one sample per prompt at least), got {self.batch_size}")
+        if not (isinstance(self.p_uncond, (int, float)) and 0 <= self.p_uncond < 1):
+            raise ValueError(f"DenoiserConfig.p_uncond must be a probability in [0, 1), got {self.p_uncond!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"DenoiserConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"DenoiserConfig.seed must be an integer in [0, 2**32), got {self.seed!r}")
+        if not isinstance(self.mixture, MixtureConfig):
+            raise TypeError(f"DenoiserConfig.mixture must be a MixtureConfig, got {type(self.mixture).__name__}")
+        if not isinstance(self.sampler, SamplerConfig):
+            raise TypeError(f"DenoiserConfig.sampler must be a SamplerConfig, got {type(self.sampler).__name__}")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -86,29 +107,30 @@ def prompt_mixtures(mixture: MixtureConfig) -> Dict[int, GaussianMixture1D]:
 
 def train_denoiser(config: DenoiserConfig = DenoiserConfig(), device=None):
     """Train the denoiser on equal numbers of "a CEO" and "a nurse" samples; return ``(model, losses)``."""
-    if not 0 <= config.p_uncond < 1:
-        raise ValueError(f"p_uncond must be in [0, 1), got {config.p_uncond}")
-    if config.steps < 1 or config.batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {config.steps} and {config.batch_size}")
+    if not isinstance(config, DenoiserConfig):
+        raise TypeError(f"config must be a DenoiserConfig, got {type(config).__name__}")
     device = get_device(device) if isinstance(device, str) or device is None else device
     generator = seed_everything(config.seed)
     mixtures = prompt_mixtures(config.mixture)
     noise_scheduler = DDPMScheduler(
-        num_train_timesteps=config.sampler.num_train_timesteps, beta_schedule=config.sampler.beta_schedule
+        num_train_timesteps=config.sampler.n_train_timesteps, beta_schedule=config.sampler.beta_schedule
     )
     model = ConditionalDenoiser(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    lr_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    lr_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.n_steps)
     losses = []
     half = config.batch_size // 2
-    for _ in progress(range(config.steps), desc="train denoiser"):
+    for _ in progress(range(config.n_steps), desc="train denoiser"):
+        # 1. sample clean data of both prompts and drop the prompt with probability p_uncond
         x0 = torch.cat([mixtures[0].sample(half, generator)[0], mixtures[1].sample(config.batch_size - half, generator)[0]])  # (B,)
         prompt = torch.cat([torch.zeros(half, dtype=torch.long), torch.ones(config.batch_size - half, dtype=torch.long)])  # (B,)
         drop = torch.rand(config.batch_size, generator=generator) < config.p_uncond  # (B,)
         prompt = torch.where(drop, torch.full_like(prompt, NULL_PROMPT), prompt)
-        t = torch.randint(0, config.sampler.num_train_timesteps, (config.batch_size,), generator=generator)  # (B,)
+        # 2. noise them at random timesteps
+        t = torch.randint(0, config.sampler.n_train_timesteps, (config.batch_size,), generator=generator)  # (B,)
         noise = torch.randn(config.batch_size, generator=generator)  # (B,)
         x_t = noise_scheduler.add_noise(x0, noise, t)  # (B,)
+        # 3. predict the noise and take one optimiser step on the squared error
         pred = model(x_t.to(device), t.to(device), prompt.to(device))  # (B,)
         loss = torch.mean((pred - noise.to(device)) ** 2)
         optimizer.zero_grad(set_to_none=True)

@@ -4,7 +4,7 @@ Images of "a CEO" are summarised by one coordinate whose sign says which group a
 (mode 0, at ``+mu``, is the majority group). The training data for the prompt are a 70/30 mix;
 over all prompts the two groups are balanced 50/50, so the *unconditional* model sees 50/50.
 
-Under the variance-preserving (VP) forward process of DDPM/DDIM (Ho et al. 2020),
+Under the variance-preserving (VP) forward process of DDPM/DDIM,
 
     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,        eps ~ N(0, 1),
 
@@ -13,8 +13,12 @@ a mixture ``sum_k pi_k N(m_k, s^2)`` stays a mixture with the same weights:
 
     d/dx log p_t(x) = sum_k r_k(x) (sqrt(abar_t) m_k - x) / v_t,   r_k = posterior of mode k,
 
-and the optimal noise prediction is ``eps*(x_t, t) = -sqrt(1 - abar_t) * score`` (Tweedie /
-Song et al. 2021). So CFG can be studied with *exact* scores, no learning involved.
+and the optimal noise prediction is ``eps*(x_t, t) = -sqrt(1 - abar_t) * score`` (Tweedie's formula;
+"Score-Based Generative Modeling through Stochastic Differential Equations", Song et al. 2021). So CFG
+can be studied with *exact* scores, no learning involved. The 70/30 mix is the lecture's example ("Week 13:
+Bias, Fairness, and Safety in VLMs", section "Stereotype amplification in generation"); the forward process
+is that of "Denoising Diffusion Probabilistic Models" (Ho et al. 2020). Used by Lab 01
+(``labs/01_cfg_guidance.ipynb``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,19 @@ class MixtureConfig:
     std: float = 0.3  # within-group spread; mu / std = 3.3 keeps the modes well separated
     cond_weights: tuple = (0.7, 0.3)  # p(group | prompt "a CEO"): the biased training mix
     uncond_weights: tuple = (0.5, 0.5)  # p(group) over all prompts: what the unconditional model learns
+
+    def __post_init__(self):
+        if _as_float("MixtureConfig.mu", self.mu) <= 0:
+            raise ValueError(f"MixtureConfig.mu must be > 0 (the modes sit at +mu and -mu), got {self.mu!r}")
+        if _as_float("MixtureConfig.std", self.std) <= 0:
+            raise ValueError(f"MixtureConfig.std must be > 0, got {self.std!r}")
+        for name in ("cond_weights", "uncond_weights"):
+            weights = getattr(self, name)
+            if not isinstance(weights, (tuple, list)) or len(weights) != 2:
+                raise ValueError(f"MixtureConfig.{name} must be two group weights (majority, minority), got {weights!r}")
+            values = [_as_float(f"MixtureConfig.{name}", v) for v in weights]
+            if any(v <= 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+                raise ValueError(f"MixtureConfig.{name} must be two weights > 0 that sum to 1, got {weights!r}")
 
 
 class GaussianMixture1D:
