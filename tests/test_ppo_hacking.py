@@ -156,3 +156,29 @@ def test_prealigned_reference_is_the_gold_optimum_and_helps_at_fixed_beta(setup)
     assert gold_from(aligned) > gold_from(world) + 0.3
     table = sweep_table(sweep)
     assert table.count("\n") == len(sweep) and "TV to pi*" in table
+
+
+def test_shuffled_reward_keeps_the_scores_and_drops_the_text():
+    from course_kit.experiments.ppo import shuffled_reward
+
+    def base(prompts, responses):
+        return torch.arange(len(prompts), dtype=torch.float32)  # (B,) a score that depends on the position only
+
+    control = shuffled_reward(base, seed=0)
+    out = control(["x"] * 16, ["y"] * 16)
+    assert sorted(out.tolist()) == list(range(16)) and out.tolist() != list(range(16))
+    assert torch.equal(shuffled_reward(base, seed=0)(["x"] * 16, ["y"] * 16), out)  # seeded
+
+
+def test_saturation_iteration_and_sequence_table():
+    from course_kit.experiments.ppo import SATURATION, SequenceRun, sequence_table
+    from course_kit.rl.ppo_lm import LMPPOResult
+
+    history = {"reward": [0.2, 1.0, SATURATION + 0.1, 1.5], "kl": [0.0, 1.0, 2.0, 3.0]}
+    run = SequenceRun("beta=0", 0.0, None, LMPPOResult(history=history), {"chair": 0.5, "coverage": 0.4, "rm_reward": 2.0})
+    never = SequenceRun("control", 0.0, None, LMPPOResult(history={"reward": [0.1], "kl": [1.0]}),
+                        {"chair": 0.5, "coverage": 0.4, "rm_reward": 0.1})
+    assert run.saturation_iteration() == 3 and never.saturation_iteration() is None
+    assert run.final_kl(last=2) == pytest.approx(2.5)
+    table = sequence_table({"chair": 0.1, "coverage": 0.9, "rm_reward": 0.5}, [run, never])
+    assert "beta=0" in table and "control" in table and f"{SATURATION:.2f}" in table
