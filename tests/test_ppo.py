@@ -156,11 +156,52 @@ def test_bandit_step_by_step_with_a_changing_reward():
         ({"kl_estimator": "k2"}, "kl_estimator"),
         ({"batch_size": 10, "n_minibatches": 3}, "divisible"),
         ({"n_iterations": 0}, "n_iterations"),
+        ({"n_inner_epochs": 0}, "n_inner_epochs"),
+        ({"beta": float("nan")}, "beta"),
+        ({"beta": float("inf")}, "beta"),
+        ({"clip_range": float("nan")}, "clip_range"),
+        ({"lr": float("inf")}, "lr"),
+        ({"seed": -1}, "seed"),
+        ({"batch_size": True}, "batch_size"),
     ],
 )
-def test_bad_config_raises(overrides, message):
+def test_bad_config_raises_when_built(overrides, message):
     with pytest.raises(ValueError, match=message):
-        train_ppo_bandit(REF_LOGITS, REWARD, PPOConfig(**overrides))
+        PPOConfig(**overrides)
+
+
+def test_config_errors_name_the_field_the_value_and_what_is_allowed():
+    with pytest.raises(ValueError, match=r"PPOConfig\.beta = nan .*finite number >= 0"):
+        PPOConfig(beta=float("nan"))
+    with pytest.raises(ValueError, match=r"kl_estimator = 'k2' .*allowed: k1, k3"):
+        PPOConfig(kl_estimator="k2")
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        PPOConfig(beta="0.1")
+
+
+def test_config_fields_follow_the_course_names():
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    assert {"n_iterations", "n_inner_epochs", "whiten_advantages", "clip_range", "beta"} <= names
+    assert not names & {"n_epochs", "normalize_advantages"}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_reward_fails_at_once_with_a_clear_message(bad):
+    reward = REWARD.clone()
+    reward[2] = bad
+    with pytest.raises(ValueError, match="reward must be finite"):
+        train_ppo_bandit(REF_LOGITS, reward, PPOConfig(n_iterations=2))
+    with pytest.raises(ValueError, match="reward must be finite"):  # a callable returning it, caught at the first batch
+        train_ppo_bandit(REF_LOGITS, lambda idx: reward[idx], PPOConfig(n_iterations=2))
+    with pytest.raises(ValueError, match="ref_logits must be finite"):
+        train_ppo_bandit(torch.tensor([0.0, bad, 1.0, 0.0]), REWARD, PPOConfig(n_iterations=2))
+
+
+def test_whitened_advantages_reach_the_same_optimum():
+    result = train_ppo_bandit(REF_LOGITS, REWARD, PPOConfig(beta=0.5, whiten_advantages=True, n_inner_epochs=2, seed=1))
+    assert tv(result.policy_probs, closed_form_optimum(REF_LOGITS, REWARD, 0.5)) < 0.03
 
 
 def test_bad_shapes_raise():

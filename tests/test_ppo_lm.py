@@ -97,7 +97,7 @@ def test_ppo_lm_moves_the_parameters_and_raises_the_reward(tiny_lm):
     tokenizer = tiny_lm[1]
     ref = copy.deepcopy(model)
     before = [p.detach().clone() for p in model.parameters()]
-    config = LMPPOConfig(beta=0.01, n_steps=15, batch_size=16, max_new_tokens=4, lr=1e-2, seed=0)
+    config = LMPPOConfig(beta=0.01, n_iterations=15, batch_size=16, max_new_tokens=4, lr=1e-2, seed=0)
     result = train_ppo_lm(model, ref, tokenizer, PROMPTS, red_share, config)
     moved = sum(float((p.detach() - q).abs().sum()) for p, q in zip(model.parameters(), before))
     assert moved > 0
@@ -115,7 +115,10 @@ def test_ppo_lm_moves_the_parameters_and_raises_the_reward(tiny_lm):
 @pytest.mark.parametrize(
     "overrides, message",
     [({"beta": -1.0}, "beta"), ({"clip_range": 0.0}, "clip_range"), ({"kl_estimator": "k2"}, "kl_estimator"),
-     ({"batch_size": 5, "n_minibatches": 2}, "divisible"), ({"max_new_tokens": 0}, "max_new_tokens")],
+     ({"batch_size": 5, "n_minibatches": 2}, "divisible"), ({"max_new_tokens": 0}, "max_new_tokens"),
+     ({"beta": float("nan")}, "beta"), ({"beta": float("inf")}, "beta"), ({"lr": float("nan")}, "lr"),
+     ({"n_iterations": 0}, "n_iterations"), ({"n_inner_epochs": 1.5}, "n_inner_epochs"),
+     ({"max_grad_norm": float("nan")}, "max_grad_norm"), ({"seed": -1}, "seed")],
 )
 def test_bad_config_raises(tiny_lm, overrides, message):
     model, tokenizer = tiny_lm
@@ -123,14 +126,30 @@ def test_bad_config_raises(tiny_lm, overrides, message):
         train_ppo_lm(model, copy.deepcopy(model), tokenizer, PROMPTS, red_share, LMPPOConfig(**overrides))
 
 
+def test_nan_or_inf_reward_fails_at_once_with_a_clear_message(tiny_lm):
+    model, tokenizer = tiny_lm
+    for bad in (float("nan"), float("inf")):
+        def reward(prompts, responses, bad=bad):
+            return torch.full((len(prompts),), bad)
+
+        with pytest.raises(ValueError, match="reward_fn's rewards must be finite"):
+            train_ppo_lm(copy.deepcopy(model), copy.deepcopy(model), tokenizer, PROMPTS, reward,
+                         LMPPOConfig(n_iterations=2, batch_size=4, max_new_tokens=3))
+
+
 def test_bad_inputs_raise(tiny_lm):
     model, tokenizer = tiny_lm
     with pytest.raises(ValueError, match="prompts"):
-        train_ppo_lm(model, copy.deepcopy(model), tokenizer, [], red_share, LMPPOConfig(n_steps=1))
+        train_ppo_lm(model, copy.deepcopy(model), tokenizer, [], red_share, LMPPOConfig(n_iterations=1))
     with pytest.raises(ValueError, match="separate frozen copy"):
-        train_ppo_lm(model, model, tokenizer, PROMPTS, red_share, LMPPOConfig(n_steps=1))
+        train_ppo_lm(model, model, tokenizer, PROMPTS, red_share, LMPPOConfig(n_iterations=1))
     with pytest.raises(ValueError, match="one reward per response"):
         collect_rollout(model, model, tokenizer, PROMPTS, lambda p, r: torch.zeros(2), 3, torch.Generator())
+    with pytest.raises(ValueError, match="finite"):
+        collect_rollout(model, copy.deepcopy(model), tokenizer, PROMPTS,
+                        lambda p, r: torch.tensor([0.0, float("nan"), 1.0, 0.0]), 3, torch.Generator())
+    with pytest.raises(TypeError, match="LMPPOConfig"):
+        train_ppo_lm(model, copy.deepcopy(model), tokenizer, PROMPTS, red_share, {"beta": 0.1})
     with pytest.raises(ValueError, match="rewards"):
         token_advantages(torch.zeros(2), torch.zeros(3, 4), torch.zeros(3, 4), 0.1)
 

@@ -9,7 +9,12 @@ Three parts, the same calls as ``labs/03_ppo_kl.ipynb``:
 2. ``hacking``: a linear Bradley-Terry proxy fitted on pi_ref's pairs is optimised by PPO for a
    sweep of beta; gains in proxy and gold reward over pi_ref for beta = 0 and for the best beta.
 3. ``sequence_level`` (``course_kit.rl.ppo_lm``): token-level PPO on the tiny scene LM against the
-   scene reward model, with and without KL; CHAIR before/after.
+   scene reward model, with and without KL, and two controls of the beta = 0 run: advantages not
+   whitened, and the reward model's scores shuffled within each batch (a reward that carries no
+   information about the text: what remains is drift); CHAIR before/after.
+
+No figure is drawn here (``course_kit.viz.ppo`` draws them), so ``course-kit run ppo`` never
+imports matplotlib.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from course_kit.rl.ppo import PPOConfig
-from course_kit.rl.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary
+from course_kit.rl.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary, path_vs_family
 from course_kit.rl.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
 from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
 from course_kit.runtime import single_thread, seed_everything
@@ -30,6 +35,14 @@ from course_kit.runtime import single_thread, seed_everything
 EXACT_BETAS = (0.25, 0.5, 1.0, 2.0)  # betas of the exact-level check (part 1)
 SWEEP_BETAS = (0.0, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)  # betas of the reward-hacking sweep (part 2)
 SEQUENCE_BETAS = (0.2, 0.0)  # betas of the sequence-level runs (part 3): with and without KL
+# part 3's runs: (label, beta, whiten_advantages, shuffled reward); the last two are controls of beta = 0
+SEQUENCE_RUNS: Tuple[Tuple[str, float, bool, bool], ...] = (
+    ("beta=0.2", 0.2, True, False),
+    ("beta=0", 0.0, True, False),
+    ("beta=0, not whitened", 0.0, False, False),
+    ("beta=0, shuffled r", 0.0, True, True),
+)
+SATURATION = 1.85  # a batch whose mean r_phi reaches this is at the reward model's ceiling (max ~2.0)
 
 
 def default_world() -> PreferenceWorld:
@@ -53,15 +66,23 @@ def hacking(world: PreferenceWorld, betas: Sequence[float] = SWEEP_BETAS, seed: 
 # ------------------------------------------------------------------------ part 3: sequence level
 @dataclass
 class SequenceRun:
+    label: str  # "beta=0.2", "beta=0", or a control's name
     beta: float  # KL coefficient of this run
     policy: object  # the fine-tuned scene LM (a copy; the reference is untouched)
-    result: LMPPOResult  # PPO's per-step history and last samples
+    result: LMPPOResult  # PPO's per-iteration history and last samples
     metrics: Dict[str, float]  # scene_lm.evaluate of the policy (chair, coverage, sycophancy, ...) + rm_reward
 
     def final_kl(self, last: int = 5) -> float:
-        """Mean over the last ``last`` PPO steps of the batch's sum_t k1 (one step's batch of 32 is noisy)."""
+        """Mean over the last ``last`` PPO iterations of the batch's sum_t k1 (one batch of 32 is noisy)."""
         kl = self.result.history["kl"][-last:]
         return sum(kl) / len(kl)
+
+    def saturation_iteration(self, level: float = SATURATION) -> Optional[int]:
+        """First PPO iteration (1-based) whose batch mean r_phi reaches ``level``; None if never."""
+        for i, reward in enumerate(self.result.history["reward"], start=1):
+            if reward >= level:
+                return i
+        return None
 
 
 def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = False):
@@ -112,13 +133,54 @@ def sequence_metrics(model, tokenizer, reward_fn, n_scenes: int = 100, seed: int
     return metrics
 
 
-def run_sequence_ppo(model, tokenizer, reward_fn, beta: float, n_steps: int = 30, seed: int = 0,
-                     n_scenes: int = 100) -> SequenceRun:
-    """PPO-fine-tune a copy of ``model`` (pi_ref) on captioning prompts against ``reward_fn``; evaluate it."""
+def shuffled_reward(reward_fn: Callable, seed: int = 0) -> Callable:
+    """A control reward: ``reward_fn``'s scores permuted at random within each batch.
+
+    Same scores, same spread, same whitening, but no information about *which* text earned them:
+    whatever a policy trained on it does is drift, not the reward model's preference.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def control(prompts: List[str], responses: List[str]) -> torch.Tensor:
+        scores = torch.as_tensor(reward_fn(prompts, responses), dtype=torch.float32).reshape(-1)  # (B,)
+        return scores[torch.randperm(scores.numel(), generator=generator)]  # (B,)
+
+    return control
+
+
+def run_sequence_ppo(model, tokenizer, reward_fn, beta: float, n_iterations: int = 30, seed: int = 0,
+                     n_scenes: int = 100, whiten_advantages: bool = True, shuffled: bool = False,
+                     label: Optional[str] = None) -> SequenceRun:
+    """PPO-fine-tune a copy of ``model`` (pi_ref) on captioning prompts against ``reward_fn``; evaluate it.
+
+    ``shuffled``: train on ``shuffled_reward(reward_fn)`` (the control); the evaluation's
+    ``rm_reward`` always uses the real ``reward_fn``.
+    """
     policy = copy.deepcopy(model)
-    config = LMPPOConfig(beta=beta, n_steps=n_steps, seed=seed)
-    result = train_ppo_lm(policy, model, tokenizer, caption_prompts(256, seed), reward_fn, config, desc=f"PPO LM beta={beta:g}")
-    return SequenceRun(beta, policy, result, sequence_metrics(policy, tokenizer, reward_fn, n_scenes, seed))
+    config = LMPPOConfig(beta=beta, n_iterations=n_iterations, whiten_advantages=whiten_advantages, seed=seed)
+    label = label or f"beta={beta:g}"
+    train_reward = shuffled_reward(reward_fn, seed) if shuffled else reward_fn
+    result = train_ppo_lm(policy, model, tokenizer, caption_prompts(256, seed), train_reward, config, desc=f"PPO LM {label}")
+    return SequenceRun(label, beta, policy, result, sequence_metrics(policy, tokenizer, reward_fn, n_scenes, seed))
+
+
+def sequence_runs(model, tokenizer, reward_fn, runs=SEQUENCE_RUNS, n_iterations: int = 30, seed: int = 0,
+                  n_scenes: int = 100) -> List[SequenceRun]:
+    """Every run of ``runs`` ((label, beta, whiten_advantages, shuffled) each), from the same pi_ref and seed."""
+    return [run_sequence_ppo(model, tokenizer, reward_fn, beta, n_iterations, seed, n_scenes, whiten, shuffled, label)
+            for label, beta, whiten, shuffled in runs]
+
+
+def sequence_table(before: Dict[str, float], runs: Sequence[SequenceRun]) -> str:
+    """CHAIR, coverage, r_phi of the captions, KL over the last 5 iterations and the saturation iteration, per run."""
+    lines = [f"{'':>22} {'CHAIR':>6} {'coverage':>9} {'r_phi':>6} {'KL (last 5)':>12} {'saturated at':>13}"]
+    lines.append(f"{'pi_ref':>22} {before['chair']:>6.3f} {before['coverage']:>9.3f} {before['rm_reward']:>6.2f} {0:>12.1f} {'-':>13}")
+    for run in runs:
+        m, sat = run.metrics, run.saturation_iteration()
+        lines.append(f"{run.label:>22} {m['chair']:>6.3f} {m['coverage']:>9.3f} {m['rm_reward']:>6.2f} "
+                     f"{run.final_kl():>12.1f} {'-' if sat is None else sat:>13}")
+    lines.append(f"saturated at: first PPO iteration whose batch mean r_phi reaches {SATURATION:.2f} ('-': never)")
+    return "\n".join(lines)
 
 
 def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, seed: int = 0) -> str:
@@ -129,38 +191,23 @@ def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, 
     scenes = sw.test_scenes(n, seed=seed + 1)
     prompts = [sw.describe_prompt(s) for s in scenes]
     lines = []
+    width = max([len("pi_ref")] + [len(run.label) for run in runs])
     for i, prompt in enumerate(prompts):
         lines.append(f"scene: {' '.join(prompt.split()[1:-3])}")
-        lines.append(f"  pi_ref      : {generate(reference, tokenizer, [prompt], seed=seed + i)[0]}")
+        lines.append(f"  {'pi_ref':<{width}} : {generate(reference, tokenizer, [prompt], seed=seed + i)[0]}")
         for run in runs:
-            lines.append(f"  beta = {run.beta:<5g}: {generate(run.policy, tokenizer, [prompt], seed=seed + i)[0]}")
+            lines.append(f"  {run.label:<{width}} : {generate(run.policy, tokenizer, [prompt], seed=seed + i)[0]}")
     return "\n".join(lines)
 
 
-def plot_sequence_runs(runs: Sequence[SequenceRun]):
-    """Reward-model score and sequence KL(pi || pi_ref) per PPO step, one line per beta."""
-    from course_kit.viz.style import ACCENT, MINORITY, new_figure
-
-    fig, axes = new_figure(2, width=4.6, height=3.2)
-    for run, colour in zip(runs, [ACCENT, MINORITY, "#9467bd", "#8c564b"]):
-        label = f"beta = {run.beta:g}"
-        axes[0].plot(run.result.history["reward"], color=colour, label=label)
-        axes[1].plot(run.result.history["kl"], color=colour, label=label)
-    axes[0].set(xlabel="PPO step", ylabel=r"mean $r_\phi$ of the batch", title="reward-model score")
-    axes[1].set(xlabel="PPO step", ylabel="sum of k1 over the tokens (nats)", title=r"KL($\pi\,\|\,\pi_{ref}$) per response")
-    axes[0].legend()
-    return fig
-
-
-def sequence_level(quick: bool = False, seed: int = 0, betas: Sequence[float] = SEQUENCE_BETAS) -> Dict:
-    """CHAIR, reward-model score and KL of the scene LM before PPO and after PPO with / without KL."""
+def sequence_level(quick: bool = False, seed: int = 0, runs=SEQUENCE_RUNS) -> Dict:
+    """CHAIR, reward-model score and KL of the scene LM before PPO and after each run of ``runs``."""
     model, tokenizer, reward_fn = load_sequence_setup()
-    n_steps, n_scenes = (10, 50) if quick else (30, 100)
+    n_iterations, n_scenes = (10, 50) if quick else (30, 100)
     before = sequence_metrics(model, tokenizer, reward_fn, n_scenes, seed)
     out: Dict = {"before": {k: _r(before[k]) for k in ("chair", "coverage", "rm_reward")}}
-    for beta in betas:
-        run = run_sequence_ppo(model, tokenizer, reward_fn, beta, n_steps, seed, n_scenes)
-        out[f"beta={beta:g}"] = {
+    for run in sequence_runs(model, tokenizer, reward_fn, runs, n_iterations, seed, n_scenes):
+        out[run.label] = {
             **{k: _r(run.metrics[k]) for k in ("chair", "coverage", "rm_reward")},
             "final_kl": _r(run.final_kl()),
         }
@@ -186,7 +233,8 @@ def _headline(quick: bool, seed: int, sequence: bool) -> Dict:
     n_iterations = 60 if quick else 100
     exact = exact_level(world, EXACT_BETAS[1:3] if quick else EXACT_BETAS, seed=seed, n_iterations=n_iterations)
     betas = (0.0, 1.0, 1.5, 3.0) if quick else SWEEP_BETAS
-    _, _, summary = hacking(world, betas, seed=seed, n_iterations=n_iterations)
+    proxy, sweep, summary = hacking(world, betas, seed=seed, n_iterations=n_iterations)
+    early_stop = path_vs_family(sweep[0]["history"], world, proxy, [0.05 * 1.02 ** k for k in range(300)])
     out: Dict = {
         "tv_to_optimum": {
             "worst": _r(max(r["tv_to_optimum"] for r in exact)),
@@ -196,6 +244,7 @@ def _headline(quick: bool, seed: int, sequence: bool) -> Dict:
             "reference": {k: _r(v) for k, v in summary["reference"].items()},
             "beta0": {k: _r(v) for k, v in summary["beta0"].items()},
             "best": {k: _r(v) for k, v in summary["best"].items()},
+            "early_stop": {k: _r(v) for k, v in early_stop.items()},
         },
     }
     if sequence:

@@ -1,7 +1,8 @@
 """PPO with a KL penalty for a softmax policy over the K responses of one prompt (Lab 03, Lab 05).
 
-RLHF's third step (seed 000, "RLHF: Aligning VLMs via Reinforcement Learning"; seed 001,
-"Reinforcement learning fine tuning") maximises the KL-regularised reward
+RLHF's third step (the lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "RLHF:
+Aligning VLMs via Reinforcement Learning"; the EPFL EE-559 slides on RLHF, "Reinforcement
+learning fine tuning") maximises the KL-regularised reward
 
     J(pi) = E_{y ~ pi}[ r(y) ] - beta * KL(pi || pi_ref),                                (1)
 
@@ -16,36 +17,48 @@ possible responses, a policy ``softmax(logits)``. It reads top to bottom like cl
 1. sample a batch ``y_1..y_B ~ pi_old`` (the current policy, frozen for this iteration);
 2. shape each sample's reward with a per-sample KL estimate, as RLHF implementations do:
    ``r~(y) = r(y) - beta * k(y)``, with ``k = k1 = log pi_old(y) - log pi_ref(y)`` or ``k3``;
-3. advantage = shaped reward minus its batch mean (a mean-reward baseline; a bandit has no
-   state, so no value network is needed);
-4. ``n_epochs`` passes of minibatch Adam steps on the clipped surrogate ``ppo_clipped_loss``.
+3. advantage = shaped reward minus its batch mean (a mean-reward baseline; a bandit has one
+   state, so the value function V(x) that PPO learns for long episodes is that one number);
+4. ``n_inner_epochs`` passes of minibatch Adam steps on the clipped surrogate ``ppo_clipped_loss``.
+
+Two different leashes. The *clip* bounds each update: ratios pi_new/pi_old outside
+[1 - clip_range, 1 + clip_range] get no gradient, a trust region around pi_old (logged as
+``approx_kl`` = KL(pi_old || pi_new) and ``clip_fraction``). The *beta-KL* term bounds where
+training ends: it pulls towards pi_ref at every iteration, whatever the step size.
 
 Which objective has (2) as its fixed point. With ``k1`` (the default), the expected update is
 exactly the policy gradient of (1): ``grad KL(pi||pi_ref) = E_pi[grad log pi(y) * k1(y)]``
 because ``E_pi[grad log pi] = 0``. So PPO's fixed point is the maximiser (2) of (1), and at that
 point ``r(y) - beta*k1(y) = beta*log Z`` for *every* y: all advantages are zero and the sampling
 noise vanishes, which (with the learning rate annealed to 0) is why PPO lands on pi* to within a
-TV of 0.02. ``k3`` (Schulman's
-low-variance estimator, ``(rho - 1) - log rho`` with ``rho = pi_ref/pi``) has the same *mean*
-KL(pi||pi_ref) but, used as a reward, it is not the KL's gradient (k3 depends on pi): the
-fixed point solves ``r(y) - beta*k3(y) = const`` instead, which is not pi* (Lab 03 measures the
-gap). With ``beta = 0`` the objective is E_pi[r] and PPO goes to the argmax of r: with a proxy
-reward, that is where reward hacking lives.
+TV of 0.02. ``k3`` (Schulman's low-variance estimator, ``(rho - 1) - log rho`` with
+``rho = pi_ref/pi``) has the same *mean* KL(pi||pi_ref) but, used as a reward, it is not the
+KL's gradient (k3 depends on pi): the fixed point solves ``r(y) - beta*k3(y) = const`` instead,
+which is not pi* (Lab 03 measures the gap). With ``beta = 0`` the objective is E_pi[r] and PPO
+goes to the argmax of r: with a proxy reward, that is where reward hacking lives (the lecture,
+section "The Mathematics of Reward Hacking").
 
-References: Schulman, "Approximating KL divergence" (2020) for k1/k3; Ziegler et al. (2019) and
-Ouyang et al. (2022) for the per-sample KL-shaped reward; cleanrl's ppo.py for approx_kl.
+Every config and reward is checked before any sampling: a NaN or infinite beta, reward or
+reference logit is refused at once with the field and the allowed values.
+
+References: Schulman, "Approximating KL divergence" (2020) for k1/k3; Ziegler et al. (2019),
+"Fine-Tuning Language Models from Human Preferences", and Ouyang et al. (2022), "Training
+language models to follow instructions with human feedback", for the per-sample KL-shaped reward;
+cleanrl's ppo.py for approx_kl and clip_fraction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
+import math
+from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union, get_args
 
 import torch
 
 from course_kit.runtime import progress
 
-KL_ESTIMATORS = ("k1", "k3")
+KLEstimator = Literal["k1", "k3"]
+KL_ESTIMATORS = get_args(KLEstimator)  # ("k1", "k3")
 
 RewardLike = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -121,23 +134,46 @@ def ppo_clipped_loss(
     return loss, {"approx_kl": approx_kl, "clip_fraction": clip_fraction}
 
 
-def validate_ppo_fields(config, int_fields) -> None:
-    """Check the fields every PPO config here shares (beta, kl_estimator, clip_range, lr, batch_size,
-    n_minibatches) and that each of ``int_fields`` is an integer >= 1; raise a ValueError naming the bad one."""
-    if not (isinstance(config.beta, (int, float)) and config.beta >= 0):
-        raise ValueError(f"beta must be a number >= 0, got {config.beta!r}")
-    if config.kl_estimator not in KL_ESTIMATORS:
-        raise ValueError(f"unknown kl_estimator {config.kl_estimator!r}; allowed: {', '.join(KL_ESTIMATORS)}")
-    if not config.clip_range > 0:
-        raise ValueError(f"clip_range must be > 0 (typically 0.1-0.3), got {config.clip_range}")
-    if not config.lr > 0:
-        raise ValueError(f"lr must be > 0, got {config.lr}")
-    for name in int_fields:
+def validate_ppo_fields(config, int_fields: Sequence[str]) -> None:
+    """The one validation of every PPO config here (``PPOConfig``, ``LMPPOConfig``), called by their ``__post_init__``.
+
+    Checks the shared fields (beta, kl_estimator, clip_range, lr, batch_size, n_minibatches, seed),
+    that each of ``int_fields`` is an integer >= 1, and any other float field's finiteness; raises a
+    ValueError (TypeError for a wrong type) naming the field, the value and what is allowed.
+    """
+    def number(name: str, low: float, strict: bool) -> None:
         value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{type(config).__name__}.{name} must be a real number, got {value!r} ({type(value).__name__})")
+        ok = math.isfinite(value) and (value > low if strict else value >= low)
+        if not ok:
+            raise ValueError(f"{type(config).__name__}.{name} = {value!r} is not allowed: it must be a finite number "
+                             f"{'>' if strict else '>='} {low:g}")
+
+    number("beta", 0.0, strict=False)
+    number("clip_range", 0.0, strict=True)
+    number("lr", 0.0, strict=True)
+    if config.kl_estimator not in KL_ESTIMATORS:
+        raise ValueError(f"{type(config).__name__}.kl_estimator = {config.kl_estimator!r} is not allowed; "
+                         f"allowed: {', '.join(KL_ESTIMATORS)}")
+    for name in tuple(int_fields) + ("batch_size", "n_minibatches"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(config).__name__}.{name} = {value!r} is not allowed: it must be an integer >= 1")
     if config.batch_size % config.n_minibatches:
-        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by n_minibatches ({config.n_minibatches})")
+        raise ValueError(f"{type(config).__name__}.batch_size ({config.batch_size}) must be divisible by "
+                         f"n_minibatches ({config.n_minibatches})")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise ValueError(f"{type(config).__name__}.seed = {config.seed!r} is not allowed: it must be an integer in [0, 2**63)")
+
+
+def check_finite(name: str, values: torch.Tensor, what: str = "") -> None:
+    """Raise a ValueError naming ``name`` when ``values`` holds NaN or +-inf (PPO cannot sample from them)."""
+    bad = ~torch.isfinite(values.detach())
+    if bool(bad.any()):
+        where = torch.nonzero(bad.reshape(-1)).flatten()[:5].tolist()
+        raise ValueError(f"{name} must be finite{what}; got {values.detach().reshape(-1)[where].tolist()} "
+                         f"at flat index {where} (NaN or inf would poison the policy and its sampling)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,23 +181,20 @@ def validate_ppo_fields(config, int_fields) -> None:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class PPOConfig:
-    beta: float = 0.1  # KL coefficient (>= 0); 0 = no KL penalty (pure reward maximisation)
-    kl_estimator: str = "k1"  # per-sample KL in the shaped reward: "k1" (fixed point = pi*) or "k3"
+    beta: float = 0.1  # KL coefficient (finite, >= 0); 0 = no KL penalty (pure reward maximisation)
+    kl_estimator: KLEstimator = "k1"  # per-sample KL in the shaped reward: "k1" (fixed point = pi*) or "k3"
     clip_range: float = 0.2  # PPO clip epsilon (> 0): ratios outside [1-eps, 1+eps] get no gradient
     lr: float = 0.1  # Adam learning rate on the policy logits (peak value when anneal_lr)
     n_iterations: int = 100  # PPO iterations: each samples a fresh batch from the current policy
     batch_size: int = 256  # responses sampled per iteration
-    n_epochs: int = 4  # passes over each batch
+    n_inner_epochs: int = 4  # passes of the update over each batch
     n_minibatches: int = 1  # minibatches per pass (batch_size must be divisible by it)
-    normalize_advantages: bool = False  # divide advantages by their batch std (rescales steps only)
+    whiten_advantages: bool = False  # divide advantages by their batch std (rescales steps only)
     anneal_lr: bool = True  # decay lr linearly to 0 over n_iterations (as cleanrl): removes Adam's jitter at the end
     seed: int = 0  # seeds the sampler (torch.Generator) so runs are reproducible
 
-    def validate(self) -> None:
-        """Raise a ValueError naming the bad field and what is allowed."""
-        validate_ppo_fields(self, ("n_iterations", "batch_size", "n_epochs", "n_minibatches"))
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+    def __post_init__(self) -> None:
+        validate_ppo_fields(self, ("n_iterations", "n_inner_epochs"))
 
 
 @dataclass
@@ -182,6 +215,7 @@ def _as_reward_fn(reward: RewardLike, n_arms: int) -> Tuple[Callable[[torch.Tens
         if reward.shape != (n_arms,):
             raise ValueError(f"reward must have shape (K,) = ({n_arms},) like ref_logits, got {tuple(reward.shape)}")
         table = reward.detach().float().cpu()  # (K,)
+        check_finite("reward", table, " (one finite reward per response)")
         return (lambda idx: table[idx]), table
     if callable(reward):
         return reward, None
@@ -197,12 +231,15 @@ class BanditPPO:
     """
 
     def __init__(self, ref_logits: torch.Tensor, config: PPOConfig, init_logits: Optional[torch.Tensor] = None):
-        config.validate()
+        if not isinstance(config, PPOConfig):
+            raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
         if not isinstance(ref_logits, torch.Tensor) or ref_logits.dim() != 1 or ref_logits.numel() < 2:
             raise ValueError(f"ref_logits must be a 1-D tensor of K >= 2 logits, got {getattr(ref_logits, 'shape', ref_logits)!r}")
+        check_finite("ref_logits", ref_logits)
         start = ref_logits if init_logits is None else init_logits
         if start.shape != ref_logits.shape:
             raise ValueError(f"init_logits must have the shape of ref_logits {tuple(ref_logits.shape)}, got {tuple(start.shape)}")
+        check_finite("init_logits", start)
         self.config = config
         self.ref_logp = torch.log_softmax(ref_logits.detach().float().cpu(), dim=-1)  # (K,)
         self.logits = torch.nn.Parameter(start.detach().float().cpu().clone())  # (K,)
@@ -224,7 +261,7 @@ class BanditPPO:
         return float((logp.exp() * (logp - self.ref_logp)).sum())
 
     def step(self, reward: RewardLike) -> Dict[str, float]:
-        """One PPO iteration (sample, shape, advantage, n_epochs of clipped updates); returns its statistics."""
+        """One PPO iteration (sample, shape, advantage, n_inner_epochs of clipped updates); returns its statistics."""
         cfg = self.config
         reward_fn, table = _as_reward_fn(reward, self.n_arms)
         if cfg.anneal_lr:  # lr * (1 - i/n): full lr at the first iteration, lr/n at the last
@@ -241,17 +278,18 @@ class BanditPPO:
             rewards = torch.as_tensor(reward_fn(actions), dtype=torch.float32).reshape(-1).cpu()  # (B,)
             if rewards.shape != actions.shape:
                 raise ValueError(f"the reward callable must return one reward per sampled index, shape {tuple(actions.shape)}; got {tuple(rewards.shape)}")
+            check_finite("reward", rewards, " (the reward callable returned a non-finite reward)")
             # 2. KL-shaped reward, 3. mean-reward baseline
             kl_per_sample = kl_estimate(logp_old, logp_ref, cfg.kl_estimator)  # (B,)
             shaped = rewards - cfg.beta * kl_per_sample  # (B,)
             advantages = shaped - shaped.mean()  # (B,)
-            if cfg.normalize_advantages:
+            if cfg.whiten_advantages:
                 advantages = advantages / (advantages.std() + 1e-8)
 
-        # 4. n_epochs x n_minibatches clipped updates
+        # 4. n_inner_epochs x n_minibatches clipped updates
         mb_size = cfg.batch_size // cfg.n_minibatches
         approx_kls, clip_fracs = [], []
-        for _ in range(cfg.n_epochs):
+        for _ in range(cfg.n_inner_epochs):
             order = torch.randperm(cfg.batch_size, generator=self.generator)  # (B,)
             for start in range(0, cfg.batch_size, mb_size):
                 mb = order[start : start + mb_size]  # (M,)
@@ -271,8 +309,8 @@ class BanditPPO:
             "kl": kl,  # exact KL(pi || pi_ref) after the update
             "kl_estimate": float(kl_per_sample.mean()),  # the batch's mean per-sample estimate (before the update)
             "objective": expected_reward - cfg.beta * kl,  # J(pi) of eq. (1)
-            "approx_kl": sum(approx_kls) / len(approx_kls),  # mean KL(pi_old || pi_new) over the minibatches
-            "clip_fraction": sum(clip_fracs) / len(clip_fracs),
+            "approx_kl": sum(approx_kls) / len(approx_kls),  # mean KL(pi_old || pi_new) over the minibatches: the step size
+            "clip_fraction": sum(clip_fracs) / len(clip_fracs),  # share of samples whose ratio left [1-eps, 1+eps]
         }
 
 
@@ -291,7 +329,7 @@ def train_ppo_bandit(
     ``reward``, ``kl``, ``objective`` (exact when ``reward`` is a table), ``kl_estimate``,
     ``approx_kl``, ``clip_fraction`` and ``probs`` (a (K,) tensor).
     """
-    config = config or PPOConfig()
+    config = PPOConfig() if config is None else config
     trainer = BanditPPO(ref_logits, config, init_logits)
     reward_fn, table = _as_reward_fn(reward, trainer.n_arms)
     probs0 = trainer.probs()

@@ -1,22 +1,31 @@
 """Reward hacking and the KL penalty on the exact-level world: beta sweeps of PPO (Lab 03).
 
-Seed 000, "The Mathematics of Reward Hacking": the reward model r_phi is an imperfect proxy of
-what people want; maximising it without the KL anchor finds the regions where it is wrong. Here
-that is measured exactly, as in Gao, Schulman & Hilton (2022), "Scaling Laws for Reward Model
-Overoptimization": fit a proxy reward on preference pairs drawn from pi_ref
-(``course_kit.preference.bradley_terry``), optimise it with PPO for several KL coefficients beta
-(``course_kit.rl.ppo``), and read off, for each final policy pi,
+The lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "The Mathematics of Reward
+Hacking": the reward model r_phi is an imperfect proxy of what people want; maximising it without
+the KL anchor finds the regions where it is wrong. Here that is measured exactly, as in Gao,
+Schulman & Hilton (2022), "Scaling Laws for Reward Model Overoptimization": fit a proxy reward on
+preference pairs drawn from pi_ref (``course_kit.preference.bradley_terry``), optimise it with PPO
+for several KL coefficients beta (``course_kit.rl.ppo``), and read off, for each final policy pi,
 
     proxy(pi) = E_pi[r_phi],   gold(pi) = E_pi[r*],   KL(pi || pi_ref).
 
 Plotted against KL, the proxy climbs while the gold reward first rises and then falls (the
 over-optimisation curve): the preference world's proxy is linear in a length feature, learned
 where pi_ref lives ("longer is better"), and wrong on the rare very long responses (the gold
-reward is concave in length; ``course_kit.worlds.preference_world``). beta = 0 ends on those; a moderate
-beta keeps the policy where the proxy is right.
+reward is concave in length; ``course_kit.worlds.preference_world``). beta = 0 ends on those; a
+moderate beta keeps the policy where the proxy is right.
 
-``beta_sweep`` runs PPO for each beta; ``optimum_curve`` gives the closed-form pi* curve that
-PPO should land on; ``plot_*`` draw Lab 03's figures.
+Two ways to stop before the fall are not the same (``path_vs_family``): the final policies of a
+beta sweep form the family pi*_beta = pi_ref exp(r_phi/beta)/Z, which tilts *every* response at
+once, the rare very long ones included; the iterates of one beta = 0 run form PPO's *path*, which
+moves a response's mass only as fast as it is sampled (the policy gradient carries a factor
+pi(y)), so the rare exploits are found late. At the same KL the path can hold a better gold reward
+than any pi*_beta; early stopping picks a point on the path, beta picks a point of the family.
+``clip_vs_beta`` separates PPO's two leashes: the clip bounds each step (a trust region around
+pi_old), beta bounds where training ends (a leash to pi_ref).
+
+``beta_sweep`` runs PPO for each beta; ``optimum_curve`` gives the closed-form pi* curve that PPO
+should land on. The figures are in ``course_kit.viz.ppo``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,6 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from course_kit.viz.style import ACCENT, MINORITY, NEUTRAL, new_figure
 from course_kit.rl.ppo import PPOConfig, train_ppo_bandit
 from course_kit.worlds.preference_world import PreferenceWorld, kl_divergence, kl_regularized_optimum, total_variation
 from course_kit.preference.bradley_terry import RewardTrainingConfig, train_reward_model
@@ -47,7 +55,8 @@ def prealigned_world(world: PreferenceWorld, beta_dpo: float) -> PreferenceWorld
     """The same world with pi_ref replaced by pi_ref exp(r*/beta_dpo)/Z: what DPO converges to with unlimited gold-labelled pairs.
 
     DPO's optimum is the KL-regularised optimum of the reward behind its labels (Rafailov et al.
-    2023; Lab 04). Lab 03 uses it for seed question 3: RL from a pre-aligned reference.
+    2023; Lab 04). Lab 03 uses it for the lecture's conceptual question 3 (reward hacking in
+    robotics): RL from a pre-aligned reference.
     """
     ref = kl_regularized_optimum(world.ref_probs(), world.gold_reward, beta_dpo)  # (K,)
     return replace(world, ref_logits=torch.log(ref))
@@ -134,72 +143,60 @@ def sweep_table(records: Sequence[Dict], reward_name: str = "proxy", show_gold: 
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------ figures
-def plot_rewards_vs_length(ax, world: PreferenceWorld, proxy: torch.Tensor) -> None:
-    """Gold and proxy reward of every response against its length, sized by pi_ref: where the proxy is wrong."""
-    size = 20 + 2000 * world.ref_probs()  # (K,) marker area grows with pi_ref(y)
-    ax.scatter(world.length, world.gold_reward, s=size, color=MINORITY, alpha=0.7, label="gold r*")
-    ax.scatter(world.length, proxy, s=size, color=ACCENT, marker="^", alpha=0.7, label=r"proxy $r_\phi$")
-    ax.set_xlabel("length feature of the response")
-    ax.set_ylabel("reward")
-    ax.set_title(r"rewards per response (marker size ~ $\pi_{ref}$)")
-    ax.legend()
+def path_vs_family(history: Dict[str, list], world: PreferenceWorld, proxy: torch.Tensor,
+                   betas: Sequence[float]) -> Dict[str, float]:
+    """Early stopping on one PPO run against the pi*_beta family, at the same KL (Lab 03's explanation).
+
+    ``history``: a beta = 0 run's log (``history["probs"]`` per iteration); ``betas``: a fine grid
+    for the family. Returns the path's best-gold iterate (``path_iteration``, ``path_kl``,
+    ``path_gold``, ``path_long_mass``), the family member with the nearest KL (``family_beta``,
+    ``family_gold``, ``family_long_mass``) and the family's best gold (``family_best_gold`` at
+    ``family_best_beta``). "long mass" is the probability of the very long responses (the exploits).
+    """
+    values = trajectory_values(history, world, proxy)
+    best = max(range(len(values["gold"])), key=lambda i: values["gold"][i])
+    ref = world.ref_probs()  # (K,)
+    family = [kl_regularized_optimum(ref, proxy, float(b)) for b in betas]  # each (K,)
+    family_kl = [kl_divergence(p, ref) for p in family]
+    near = min(range(len(family)), key=lambda j: abs(family_kl[j] - values["kl"][best]))
+    family_gold = [float(p @ world.gold_reward) for p in family]
+    top = max(range(len(family)), key=lambda j: family_gold[j])
+    return {
+        "path_iteration": best, "path_kl": values["kl"][best], "path_gold": values["gold"][best],
+        "path_long_mass": float(history["probs"][best][world.is_long].sum()),
+        "family_beta": float(betas[near]), "family_kl": family_kl[near], "family_gold": family_gold[near],
+        "family_long_mass": float(family[near][world.is_long].sum()),
+        "family_best_gold": family_gold[top], "family_best_beta": float(betas[top]),
+    }
 
 
-def plot_policy_vs_optimum(ax, world: PreferenceWorld, probs: torch.Tensor, optimum: Optional[torch.Tensor], title: str = "") -> None:
-    """Bars: pi_ref, pi_PPO and pi* per response, responses sorted by length (very long ones on the right)."""
-    order = torch.argsort(world.length)  # (K,)
-    x = torch.arange(world.n_responses).float()
-    ax.bar(x - 0.25, world.ref_probs()[order], width=0.25, color=NEUTRAL, label=r"$\pi_{ref}$")
-    ax.bar(x, probs[order], width=0.25, color=ACCENT, label=r"$\pi_{PPO}$")
-    if optimum is not None:
-        ax.bar(x + 0.25, optimum[order], width=0.25, color=MINORITY, alpha=0.6, label=r"$\pi^*$")
-    long_start = int((~world.is_long[order]).sum())
-    ax.axvspan(long_start - 0.5, world.n_responses - 0.5, color=MINORITY, alpha=0.07, label="very long")
-    ax.set_xlabel("response (sorted by length)")
-    ax.set_ylabel("probability")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
+def clip_vs_beta(world: PreferenceWorld, reward: torch.Tensor, clip_ranges: Sequence[float], betas: Sequence[float],
+                 config: Optional[PPOConfig] = None, early: int = 20) -> List[Dict[str, float]]:
+    """PPO for every (clip_range, beta): the clip sets the speed, beta the destination (Lab 03).
+
+    One record per pair: ``clip_range``, ``beta``, ``kl_early`` (exact KL(pi || pi_ref) after
+    ``early`` iterations), ``kl_final``, ``approx_kl`` (mean over iterations of KL(pi_old || pi_new),
+    the size of one update) and ``clip_fraction`` (mean share of clipped samples).
+    """
+    config = config or PPOConfig()
+    if not 1 <= early <= config.n_iterations:
+        raise ValueError(f"early must be an iteration in [1, n_iterations={config.n_iterations}], got {early!r}")
+    out = []
+    for clip_range in clip_ranges:
+        for beta in betas:
+            history = train_ppo_bandit(world.ref_logits, reward, replace(config, beta=float(beta), clip_range=float(clip_range)),
+                                       desc=f"PPO clip={clip_range:g} beta={beta:g}").history
+            steps = len(history["approx_kl"]) - 1  # entry 0 is the starting policy
+            out.append({"clip_range": float(clip_range), "beta": float(beta), "kl_early": history["kl"][early],
+                        "kl_final": history["kl"][-1], "approx_kl": sum(history["approx_kl"][1:]) / steps,
+                        "clip_fraction": sum(history["clip_fraction"][1:]) / steps})
+    return out
 
 
-def plot_overoptimisation(ax, sweep: Sequence[Dict], curve: Dict[str, List[float]], reference: Dict[str, float]) -> None:
-    """Gold and proxy reward of the final policies against sqrt(KL) (Gao et al. 2022's x-axis), with the pi* curve."""
-    import math
-
-    xs = [math.sqrt(max(k, 0.0)) for k in curve["kl"]]
-    ax.plot(xs, curve["proxy"], color=NEUTRAL, lw=1, ls="--", label=r"proxy at $\pi^*_\beta$")
-    ax.plot(xs, curve["gold"], color=NEUTRAL, lw=1, label=r"gold at $\pi^*_\beta$")
-    sx = [math.sqrt(max(r["kl"], 0.0)) for r in sweep]
-    ax.scatter(sx, [r["reward"] for r in sweep], color=ACCENT, marker="^", zorder=3, label="proxy, PPO")
-    ax.scatter(sx, [r["gold"] for r in sweep], color=MINORITY, zorder=3, label="gold, PPO")
-    for r, x in zip(sweep, sx):
-        ax.annotate(f"β={r['beta']:g}", (x, r["gold"]), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    ax.axhline(reference["gold"], color=MINORITY, lw=0.8, ls=":", label=r"gold at $\pi_{ref}$")
-    ax.set_xlabel(r"$\sqrt{KL(\pi\,\|\,\pi_{ref})}$")
-    ax.set_ylabel("expected reward")
-    ax.set_title("over-optimisation: final policies of a beta sweep")
-    top = max(max(curve["proxy"]), max(r["reward"] for r in sweep))
-    ax.set_ylim(top=top + 0.35 * (top - min(curve["proxy"] + curve["gold"])))  # room for the legend
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
-
-
-def plot_trajectory(ax, values: Dict[str, List[float]], title: str = "beta = 0: along training") -> None:
-    """Gold and proxy reward along one PPO run against sqrt(KL) of each iterate."""
-    import math
-
-    xs = [math.sqrt(max(k, 0.0)) for k in values["kl"]]
-    ax.plot(xs, values["proxy"], color=ACCENT, ls="--", label="proxy")
-    ax.plot(xs, values["gold"], color=MINORITY, label="gold")
-    ax.set_xlabel(r"$\sqrt{KL(\pi_t\,\|\,\pi_{ref})}$")
-    ax.set_ylabel("expected reward")
-    ax.set_title(title)
-    ax.legend()
-
-
-def sweep_figure(world: PreferenceWorld, sweep: Sequence[Dict], curve: Dict[str, List[float]], reference: Dict[str, float],
-                 trajectory: Dict[str, List[float]]):
-    """Lab 03's two-panel figure: over-optimisation across beta, and along the beta = 0 run."""
-    fig, axes = new_figure(2, width=5.0, height=3.6)
-    plot_overoptimisation(axes[0], sweep, curve, reference)
-    plot_trajectory(axes[1], trajectory)
-    return fig
+def clip_table(records: Sequence[Dict[str, float]], early: int = 20) -> str:
+    """A fixed-width text table of ``clip_vs_beta``'s records."""
+    lines = [f"{'clip':>5} {'beta':>5} {'KL@' + str(early):>7} {'KL end':>7} {'approx_kl':>10} {'clip_fraction':>14}"]
+    for r in records:
+        lines.append(f"{r['clip_range']:>5g} {r['beta']:>5g} {r['kl_early']:>7.2f} {r['kl_final']:>7.2f} "
+                     f"{r['approx_kl']:>10.4f} {r['clip_fraction']:>14.3f}")
+    return "\n".join(lines)

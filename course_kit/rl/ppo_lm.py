@@ -1,7 +1,8 @@
 """Token-level PPO with a KL penalty for a causal language model (Lab 03, sequence level).
 
-The same objective as ``course_kit.rl.ppo`` (seed 000, "RLHF: Aligning VLMs via Reinforcement
-Learning"), now with responses y = (y_1..y_T) generated token by token:
+The same objective as ``course_kit.rl.ppo`` (the lecture "Week 13: Bias, Fairness, and Safety in
+VLMs", section "RLHF: Aligning VLMs via Reinforcement Learning"), now with responses
+y = (y_1..y_T) generated token by token:
 
     max_theta  E_{x, y ~ pi_theta}[ r_phi(x, y) ] - beta * KL(pi_theta(.|x) || pi_ref(.|x)),
 
@@ -12,10 +13,16 @@ scores the finished response and the KL is paid per token, so each token's retur
 
     G_t = r_phi(x, y) - beta * sum_{t' >= t} k_{t'}                                      (1)
 
-(a token cannot change the KL already paid before it). PPO here has no value network: the
-advantage is G_t minus the batch mean of G_t at position t (a baseline that does not depend on
-the sampled token), optionally whitened, and the update is ``course_kit.rl.ppo.ppo_clipped_loss``
-over the response tokens (masked), ``n_epochs`` passes of minibatches per rollout batch.
+(a token cannot change the KL already paid before it). PPO here has no value network. The lecture
+(section "Direct Preference Optimization (DPO)") counts four models in PPO: policy, reference,
+reward model and value function; the value function V(x, y_<t) only supplies a baseline, an
+estimate of the return to subtract so that the advantage G_t - V has low variance (with GAE, a
+per-token credit assignment). Our responses are ~10 tokens and the reward comes once at the end, so
+the batch mean of G_t at position t (a baseline that does not depend on the sampled token, hence
+unbiased) does that job without a fourth network. The advantage is optionally whitened (mean 0,
+std 1 over the batch's tokens: beware, that rescales even a tiny spread of rewards to unit size),
+and the update is ``course_kit.rl.ppo.ppo_clipped_loss`` over the response tokens (masked),
+``n_inner_epochs`` passes of minibatches per rollout batch.
 
 Sampling is our own short loop (no KV cache: the responses are ~20 tokens of a tiny model), so
 the log-probs PPO uses are exactly those of the tokens sampled. The policy never emits padding or
@@ -29,12 +36,13 @@ Used by ``course_kit.experiments.ppo`` and ``labs/03_ppo_kl.ipynb`` with the sce
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from course_kit.rl.ppo import kl_estimate, ppo_clipped_loss, validate_ppo_fields
+from course_kit.rl.ppo import KLEstimator, check_finite, kl_estimate, ppo_clipped_loss, validate_ppo_fields
 from course_kit.runtime import progress
 
 RewardFn = Callable[[List[str], List[str]], torch.Tensor]  # (prompts, responses) -> (B,) rewards
@@ -42,22 +50,24 @@ RewardFn = Callable[[List[str], List[str]], torch.Tensor]  # (prompts, responses
 
 @dataclass
 class LMPPOConfig:
-    beta: float = 0.05  # KL coefficient (>= 0) per token; 0 = no KL penalty
-    kl_estimator: str = "k1"  # per-token KL estimate in the return (1): "k1" or "k3"
+    beta: float = 0.05  # KL coefficient (finite, >= 0) per token; 0 = no KL penalty
+    kl_estimator: KLEstimator = "k1"  # per-token KL estimate in the return (1): "k1" or "k3"
     clip_range: float = 0.2  # PPO clip epsilon (> 0)
     lr: float = 5e-4  # Adam learning rate on all the policy's parameters
-    n_steps: int = 30  # PPO iterations: each samples batch_size fresh responses
+    n_iterations: int = 30  # PPO iterations: each samples batch_size fresh responses
     batch_size: int = 32  # prompts (one response each) per iteration
-    n_epochs: int = 2  # passes over each rollout batch
+    n_inner_epochs: int = 2  # passes of the update over each rollout batch
     n_minibatches: int = 2  # minibatches per pass (batch_size must be divisible by it)
     max_new_tokens: int = 20  # longest response, in tokens (eos included)
     whiten_advantages: bool = True  # normalise advantages to mean 0 / std 1 over the batch's tokens
-    max_grad_norm: float = 1.0  # gradient-norm clipping
+    max_grad_norm: float = 1.0  # gradient-norm clipping (finite, > 0)
     seed: int = 0  # seeds prompt choice and token sampling
 
-    def validate(self) -> None:
-        """Raise a ValueError naming the bad field and what is allowed."""
-        validate_ppo_fields(self, ("n_steps", "batch_size", "n_epochs", "n_minibatches", "max_new_tokens"))
+    def __post_init__(self) -> None:
+        validate_ppo_fields(self, ("n_iterations", "n_inner_epochs", "max_new_tokens"))
+        if isinstance(self.max_grad_norm, bool) or not isinstance(self.max_grad_norm, (int, float)) \
+                or not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(f"LMPPOConfig.max_grad_norm = {self.max_grad_norm!r} is not allowed: it must be a finite number > 0")
 
 
 @dataclass
@@ -77,7 +87,7 @@ class Rollout:
 
 @dataclass
 class LMPPOResult:
-    history: Dict[str, List[float]]  # per PPO step: reward, kl, objective, approx_kl, clip_fraction, length
+    history: Dict[str, List[float]]  # per PPO iteration: reward, kl, objective, approx_kl, clip_fraction, length
     samples: List[Tuple[str, str]] = field(default_factory=list)  # (prompt, response) of the last rollout
     config: LMPPOConfig = field(default_factory=LMPPOConfig)  # the config it ran with
 
@@ -193,6 +203,7 @@ def collect_rollout(model, ref_model, tokenizer, prompts: Sequence[str], reward_
         rewards = torch.as_tensor(reward_fn(list(prompts), responses), dtype=torch.float32).reshape(-1).to(ids.device)
     if rewards.shape[0] != len(prompts):
         raise ValueError(f"reward_fn must return one reward per response ({len(prompts)}), got shape {tuple(rewards.shape)}")
+    check_finite("reward_fn's rewards", rewards, " (one finite score per response)")
     return Rollout(list(prompts), responses, ids, attn, width, mask, logp_old, logp_ref, rewards)
 
 
@@ -200,13 +211,14 @@ def train_ppo_lm(model, ref_model, tokenizer, prompts: Sequence[str], reward_fn:
                  config: Optional[LMPPOConfig] = None, desc: str = "PPO (LM)") -> LMPPOResult:
     """Fine-tune ``model`` in place with token-level PPO against ``reward_fn``, KL to the frozen ``ref_model``.
 
-    Each step draws ``batch_size`` prompts (with replacement) from ``prompts``. ``history`` has one
-    entry per step: ``reward`` (mean r_phi), ``kl`` (mean over responses of sum_t k1, an estimate
+    Each iteration draws ``batch_size`` prompts (with replacement) from ``prompts``. ``history`` has one
+    entry per iteration: ``reward`` (mean r_phi), ``kl`` (mean over responses of sum_t k1, an estimate
     of the sequence KL(pi || pi_ref)), ``objective`` (reward - beta * kl), ``approx_kl``,
     ``clip_fraction`` and ``length`` (mean response tokens, eos included).
     """
-    config = config or LMPPOConfig()
-    config.validate()
+    config = LMPPOConfig() if config is None else config
+    if not isinstance(config, LMPPOConfig):
+        raise TypeError(f"config must be an LMPPOConfig, got {type(config).__name__}")
     if len(prompts) == 0:
         raise ValueError("prompts is empty: pass the prompt pool to sample from")
     generator = torch.Generator().manual_seed(config.seed)
@@ -222,16 +234,19 @@ def train_ppo_lm(model, ref_model, tokenizer, prompts: Sequence[str], reward_fn:
     history: Dict[str, List[float]] = {k: [] for k in ("reward", "kl", "objective", "approx_kl", "clip_fraction", "length")}
     mb_size = config.batch_size // config.n_minibatches
     rollout = None
-    for _ in progress(range(config.n_steps), desc=desc):
+    for _ in progress(range(config.n_iterations), desc=desc):
+        # 1. rollout: sample responses from pi_old, score them with r_phi, log-probs under pi_old and pi_ref
         pick = torch.randint(len(prompts), (config.batch_size,), generator=generator).tolist()
         rollout = collect_rollout(model, ref_model, tokenizer, [prompts[i] for i in pick], reward_fn,
                                   config.max_new_tokens, generator)
+        # 2. per-token KL, returns G_t of eq. (1) and advantages (no value network: a per-position baseline)
         mask = rollout.response_mask  # (B, T)
         kl = kl_estimate(rollout.logp_old, rollout.logp_ref, config.kl_estimator) * mask  # (B, T)
         _, advantages = token_advantages(rollout.rewards, kl, mask, config.beta, config.whiten_advantages)  # (B, T)
 
+        # 3. n_inner_epochs x n_minibatches clipped updates (the clip is a trust region around pi_old)
         stats_log = []
-        for _ in range(config.n_epochs):
+        for _ in range(config.n_inner_epochs):
             order = torch.randperm(config.batch_size, generator=generator)
             for start in range(0, config.batch_size, mb_size):
                 mb = order[start: start + mb_size].to(mask.device)
@@ -244,6 +259,7 @@ def train_ppo_lm(model, ref_model, tokenizer, prompts: Sequence[str], reward_fn:
                 optimizer.step()
                 stats_log.append(stats)
 
+        # 4. log: reward, sequence KL to pi_ref (the beta leash), approx_kl and clip_fraction (the clip)
         seq_kl = float((kl_estimate(rollout.logp_old, rollout.logp_ref, "k1") * mask).sum(1).mean())
         reward = float(rollout.rewards.mean())
         history["reward"].append(reward)
