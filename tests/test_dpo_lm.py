@@ -19,7 +19,7 @@ def test_our_dpo_moves_the_policy_and_lowers_sycophancy(sft):
     pairs = lm.preference_dataset(64, seed=0, cfg=sw.PairConfig(p_sycophancy=1.0))
     scenes = sw.test_scenes(40, seed=1)
     before = lm.evaluate(ref, tok, scenes)["sycophancy"]
-    hist = dpo_lm.train_dpo(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=10, batch_size=16))
+    hist = dpo_lm.train_dpo(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, n_steps=10, batch_size=16))
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
     assert hist["loss"][-1] < hist["loss"][0] and hist["margin"][-1] > 0
     assert hist["weight"][0] == pytest.approx(0.5) and hist["weight"][-1] < 0.5  # the push saturates
@@ -31,7 +31,7 @@ def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft, capsys):
     ref, tok = sft
     policy = dpo_lm.clone(ref)
     pairs = lm.preference_dataset(32, seed=0)
-    hist = dpo_lm.train_dpo_trl(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=4, batch_size=8))
+    hist = dpo_lm.train_dpo_trl(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, n_steps=4, batch_size=8))
     assert len(hist["loss"]) == 4 and hist["accuracy"][-1] > 0
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
     assert all(p.requires_grad for p in dpo_lm.clone(ref).parameters())
@@ -80,7 +80,7 @@ def test_sample_table_flags_each_answer(sft):
     table = sample_table({"SFT": ref}, tok, sw.test_scenes(2, seed=0), seed=0)
     lines = table.splitlines()
     assert len(lines) == 8 and all("[" in l for l in lines[1::2])
-    assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("grounded" in l) for l in lines)
+    assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("correction" in l) or ("malformed" in l) for l in lines)
 
 
 def test_headline_lm_part_quick_lowers_sycophancy_and_chair():

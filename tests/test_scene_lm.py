@@ -103,7 +103,7 @@ def test_sft_smoke_parameters_move_and_loss_falls(tok):
     prompts, responses = zip(*corpus[:64])
     with torch.no_grad():
         nll0 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
-    losses = lm.train_sft(model, tok, corpus, lm.SFTConfig(steps=40, batch_size=32, lr=1e-2))
+    losses = lm.train_sft(model, tok, corpus, lm.SFTConfig(n_steps=40, batch_size=32, lr=1e-2))
     with torch.no_grad():
         nll1 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -142,7 +142,7 @@ def test_bad_input(tiny, tok):
 
 def test_build_checkpoint_writes_a_loadable_model(tmp_path):
     path = lm.build_checkpoint(tmp_path, lm=lm.LMConfig(n_layer=1, n_embd=16, n_head=2),
-                               sft=lm.SFTConfig(n_examples=50, steps=3, batch_size=8))
+                               sft=lm.SFTConfig(n_examples=50, n_steps=3, batch_size=8))
     assert path == tmp_path / "scene_lm"
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= {p.name for p in path.iterdir()}
     model, tok = lm.load_scene_lm(path, device="cpu")
