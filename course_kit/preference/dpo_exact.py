@@ -21,8 +21,7 @@ Both need the Bradley-Terry MLE to be *finite*. With deterministic preferences (
 the likelihood keeps rising as r(y_a) - r(y_b) -> infinity, and so does DPO's: the DPO policy drives
 pi(y_b) to 0 whatever beta is, and the KL term no longer holds it (Azar et al. 2023, "A General
 Theoretical Paradigm to Understand Learning from Human Preferences", section "Weak Regularisation and
-Overfitting"). ``implicit_reward``
-returns beta (theta - log pi_ref) of a fit: since pi_theta = pi_ref exp(r_hat/beta)/Z, one fit gives the
+Overfitting"); ``loss_along_reward_scale`` shows it. ``implicit_reward`` returns beta (theta - log pi_ref) of a fit: since pi_theta = pi_ref exp(r_hat/beta)/Z, one fit gives the
 DPO policy for every beta (``policy_for_beta``), which the Lab 04 explorer uses.
 """
 
@@ -128,6 +127,29 @@ def deterministic_labels(gold_reward: torch.Tensor, a: torch.Tensor, b: torch.Te
     """Relabel pairs so that the response with the higher gold reward always wins: ``(chosen, rejected)``, (N,) each."""
     a_wins = gold_reward[a] >= gold_reward[b]  # (N,)
     return torch.where(a_wins, a, b), torch.where(a_wins, b, a)
+
+
+def loss_along_reward_scale(ref_probs: torch.Tensor, gold_reward: torch.Tensor, chosen: torch.Tensor,
+                            rejected: torch.Tensor, scales, beta: float = 1.0) -> Dict[str, list]:
+    """Mean DPO loss of the policies pi_c = pi_ref exp(c r* / beta) / Z for each scale c, and their KL to pi_ref.
+
+    The implicit reward of pi_c is c r* + const, so its loss does not depend on beta: it is the
+    Bradley-Terry negative log-likelihood of the reward c r*. With Bradley-Terry labels it is smallest
+    at a finite c (near 1: the labels' own temperature); with deterministic labels (``deterministic_labels``)
+    every pair is ranked right for every c > 0 and the loss keeps falling as c grows: no finite maximum
+    likelihood, and DPO's optimum sits at c = infinity, the best response alone, whatever beta.
+    Returns ``{"scale", "loss", "kl_to_ref"}`` lists.
+    """
+    ref_probs, chosen, rejected = _check_inputs(ref_probs, chosen, rejected)
+    log_ref = torch.log(ref_probs).double()  # (K,)
+    out: Dict[str, list] = {"scale": [], "loss": [], "kl_to_ref": []}
+    for c in scales:
+        logp = torch.log_softmax(log_ref + float(c) * gold_reward.double() / beta, dim=0)  # (K,)
+        loss = dpo_loss(logp[chosen], logp[rejected], log_ref[chosen], log_ref[rejected], beta)[0].mean()
+        out["scale"].append(float(c))
+        out["loss"].append(float(loss))
+        out["kl_to_ref"].append(pw.kl_divergence(logp.exp().float(), ref_probs))
+    return out
 
 
 def exact_dpo(cfg: Optional[ExactDPOConfig] = None) -> Dict[str, object]:

@@ -12,6 +12,7 @@ the lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "Direct Prefe
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any, Dict, Optional, Sequence
 
@@ -107,10 +108,17 @@ def plot_training(ax, history: Dict[str, Sequence[float]], label: str = "ours") 
 
 
 class DPOExplorer(Explorer):
-    """Sliders on beta and the margin; ``.widget`` to display, ``.update(beta=, margin=)`` -> ``.state``."""
+    """Sliders on beta and the margin; ``.widget`` to display, ``.update(beta=, margin=)`` -> ``.state``.
+
+    Speed (the widgets issue: a move that does not retrain answers within 100 ms): the exact-level fit is
+    done once in ``__init__``; the figure is drawn once, its static part (axes, ticks, pi_ref's bars) kept
+    as a bitmap, and a move redraws only the changing artists on that bitmap and sends the PNG to an
+    ``ipywidgets.Image`` (blitting). The probability panel has a fixed log axis, so nothing static moves.
+    """
 
     def __init__(self, n_pairs: int = 5_000, seed: int = 0, beta: float = 1.0, margin: float = 5.0):
         import ipywidgets as widgets
+        from IPython.display import display
 
         super().__init__()
         self.world = pw.make_world()
@@ -124,6 +132,9 @@ class DPOExplorer(Explorer):
                                                     description="β", continuous_update=False))
         self.observe("margin", widgets.FloatSlider(value=margin, min=-10.0, max=40.0, step=0.5,
                                                    description="margin Δ", continuous_update=False))
+        self.image = widgets.Image(format="png")
+        with self.output:
+            display(self.image)
         self._artists: Dict[str, Any] = {}
         self._build_figure()
         self.update(beta=beta, margin=margin)
@@ -132,9 +143,9 @@ class DPOExplorer(Explorer):
 
     def compute(self, beta: float, margin: float) -> Dict[str, object]:
         """The DPO policy, pi* for the gold reward and the gradient weight at ``margin``, for ``beta``."""
-        if not (isinstance(beta, (int, float)) and 0 < beta < math.inf):
+        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and 0 < beta < math.inf):
             raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-        if not (isinstance(margin, (int, float)) and math.isfinite(margin)):
+        if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and math.isfinite(margin)):
             raise ValueError(f"margin must be a finite number, got {margin!r}")
         policy = dpo_exact.policy_for_beta(self.ref, self.reward, beta)  # (K,)
         optimum = pw.kl_regularized_optimum(self.ref, self.world.gold_reward, beta)  # (K,)
@@ -143,44 +154,73 @@ class DPOExplorer(Explorer):
                 "weight": float(gradient_weight_of_margin(torch.tensor(beta * margin)))}
 
     def _build_figure(self) -> None:
-        """Draw the two panels once; ``update`` only changes their data and titles."""
+        """Draw the static part once and keep it as a bitmap; the animated artists are drawn per move."""
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         fig, axes = new_figure(2, width=5.0, height=3.4)
+        plt.close(fig)  # ours to draw, not pyplot's: a notebook's plt.show() must not show it again
+        FigureCanvasAgg(fig)
         k = torch.arange(len(self.order))
         a = self._artists
-        a["curve"], = axes[0].plot(self.margins, self.margins * 0, color=ACCENT, lw=2.2)
-        a["point"] = axes[0].scatter([0.0], [0.5], s=60, color="black", zorder=4)
+        a["curve"], = axes[0].plot(self.margins, self.margins * 0, color=ACCENT, lw=2.2, animated=True)
+        a["point"] = axes[0].scatter([0.0], [0.5], s=60, color="black", zorder=4, animated=True)
         axes[0].axvline(0.0, color=NEUTRAL, lw=0.8, ls=":")
+        axes[0].set_xlim(float(self.margins[0]), float(self.margins[-1]))
         axes[0].set_ylim(-0.03, 1.03)
         axes[0].set_xlabel("log-ratio margin Δ")
         axes[0].set_ylabel("gradient weight σ(−βΔ)")
-        a["bars"] = axes[1].bar(k, self.ref[self.order], color=NEUTRAL, alpha=0.5, label="π_ref")
-        a["optimum"], = axes[1].step(k, self.ref[self.order], where="mid", color="black", lw=1.5, label="π* ∝ π_ref · exp(r*/β)")
-        a["dpo"] = axes[1].scatter(k, self.ref[self.order], color=ACCENT, s=18, zorder=3, label="DPO")
+        axes[0].set_title(" ")
+        axes[1].bar(k, self.ref[self.order], color=NEUTRAL, alpha=0.5, label="π_ref")
+        a["optimum"], = axes[1].step(k, self.ref[self.order], where="mid", color="black", lw=1.5,
+                                     label="π* ∝ π_ref · exp(r*/β)", animated=True)
+        a["dpo"] = axes[1].scatter(k, self.ref[self.order], color=ACCENT, s=18, zorder=3, label="DPO", animated=True)
+        axes[1].set_yscale("log")
+        axes[1].set_ylim(1e-6, 1.5)
         axes[1].set_xlabel("response (sorted by gold reward)")
-        axes[1].set_ylabel("probability")
-        axes[1].legend(loc="upper left")
-        self.figure, self.axes = fig, axes
+        axes[1].set_ylabel("probability (log scale)")
+        axes[1].legend(loc="upper left", frameon=True, framealpha=0.9)
+        axes[1].set_title(" ")
+        a["title0"] = axes[0].text(0.5, 1.02, "", transform=axes[0].transAxes, ha="center", va="bottom",
+                                   fontsize=10, animated=True)
+        a["title1"] = axes[1].text(0.5, 1.02, "", transform=axes[1].transAxes, ha="center", va="bottom",
+                                   fontsize=10, animated=True)
         fig.canvas.draw()  # lay out once with the constrained engine...
-        fig.set_layout_engine("none")  # ...then keep that layout: a move does not re-solve it
+        fig.set_layout_engine("none")  # ...then keep that layout
+        self._background = fig.canvas.copy_from_bbox(fig.bbox)
+        self.figure, self.axes = fig, axes
+
+    def render_png(self) -> bytes:
+        """Blit the animated artists on the static bitmap and return the figure as PNG bytes."""
+        import numpy as np
+        from PIL import Image
+
+        canvas = self.figure.canvas
+        canvas.restore_region(self._background)
+        for name in ("curve", "point", "title0"):
+            self.axes[0].draw_artist(self._artists[name])
+        for name in ("optimum", "dpo", "title1"):
+            self.axes[1].draw_artist(self._artists[name])
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
 
     def update(self, beta: Optional[float] = None, margin: Optional[float] = None) -> Dict[str, float]:
-        """Set the controls' values (when given), update the artists, show the figure; return ``state``."""
+        """Set the artists for ``beta`` and ``margin`` (default: the controls' values), redraw; return ``state``."""
         beta = float(self.controls["beta"].value if beta is None else beta)
         margin = float(self.controls["margin"].value if margin is None else margin)
         result = self.compute(beta, margin)
-        a, axes = self._artists, self.axes
-        a["curve"].set_ydata(gradient_weight_of_margin(beta * self.margins))
+        a = self._artists
+        a["curve"].set_ydata(gradient_weight_of_margin(beta * self.margins).numpy())
         a["point"].set_offsets([[margin, result["weight"]]])
-        axes[0].set_title(f"β = {beta:.2g}: weight at Δ = {margin:g} is {result['weight']:.3f}")
+        a["title0"].set_text(f"β = {beta:.2g}: weight at Δ = {margin:g} is {result['weight']:.3f}")
         k = torch.arange(len(self.order)).float()
-        a["optimum"].set_ydata(result["optimum"][self.order])
+        a["optimum"].set_ydata(result["optimum"][self.order].numpy())
         a["dpo"].set_offsets(torch.stack([k, result["dpo"][self.order]], dim=1).numpy())
-        top = float(torch.maximum(result["optimum"].max(), result["dpo"].max()).clamp(min=float(self.ref.max())))
-        axes[1].set_ylim(0, 1.08 * top)
-        axes[1].set_title(f"TV(DPO, π*) = {result['tv_to_optimum']:.3f}, KL to π_ref = {result['kl_to_ref']:.2f}")
+        a["title1"].set_text(f"TV(DPO, π*) = {result['tv_to_optimum']:.3f}, KL to π_ref = {result['kl_to_ref']:.2f}")
         self.state = {"beta": beta, "margin": margin, "weight": result["weight"],
                       "tv_to_optimum": result["tv_to_optimum"], "kl_to_ref": result["kl_to_ref"]}
         self.label.value = (f"β = {beta:.3g}, Δ = {margin:g}: weight {result['weight']:.3f}; "
                             f"TV(DPO, π*) {result['tv_to_optimum']:.3f}; KL(DPO || π_ref) {result['kl_to_ref']:.2f} nats")
-        self.show(self.figure)
+        self.image.value = self.render_png()
         return self.state
