@@ -48,7 +48,7 @@ class DPOTrainConfig:
     """One DPO run on the scene LM (the defaults are Lab 04's)."""
 
     beta: float = 0.3  # KL coefficient of eq. (7)
-    lr: float = 1e-4  # AdamW learning rate (constant); 1e-3 over-optimises within 25 steps (Lab 04, section 8)
+    lr: float = 1e-4  # AdamW learning rate (constant); 1e-3 over-optimises within 25 steps (Lab 04, section 9)
     n_steps: int = 25  # optimiser steps
     batch_size: int = 32  # preference pairs per step
     seed: int = 0  # batch order
