@@ -64,7 +64,7 @@ def test_trl_dpo_trainer_computes_the_same_loss_on_the_same_batch():
         ref_l = lm.sequence_logprobs(ref, tok, pairs["prompt"], pairs["rejected"])
     ours, r_w, r_l = dpo.dpo_loss(pol_w, pol_l, ref_w, ref_l, beta)
 
-    trainer = dpo_lm.make_trl_trainer(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=beta, batch_size=6, steps=1))
+    trainer = dpo_lm.make_trl_trainer(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=beta, batch_size=6, n_steps=1))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
     trainer.model.eval()
     with torch.no_grad():

@@ -42,3 +42,38 @@ def test_bad_input(world):
         de.fit_dpo_softmax(ref, c, r, 0.0)
     with pytest.raises(ValueError):
         de.fit_dpo_softmax(ref, c, r[:5], 1.0)
+
+
+def test_deterministic_labels_make_the_mle_infinite(world):
+    """Azar et al. 2023 ("Weak Regularisation and Overfitting"): with deterministic preferences the BT MLE is
+    infinite: along pi_ref exp(c r*/beta)/Z the DPO loss keeps falling as c grows; with BT labels it has a minimum."""
+    ref = world.ref_probs()
+    a, b = world.sample_pairs(3000, torch.Generator().manual_seed(0))
+    scales = [0.25, 0.5, 1.0, 2.0, 4.0, 16.0, 64.0]
+    bt = de.loss_along_reward_scale(ref, world.gold_reward, a, b, scales, beta=0.5)
+    best = bt["loss"].index(min(bt["loss"]))
+    assert 0 < best < len(scales) - 1  # a finite minimiser, near the labels' temperature
+    assert scales[best] in (0.5, 1.0, 2.0)
+    chosen, rejected = de.deterministic_labels(world.gold_reward, a, b)
+    for beta in (0.1, 1.0, 10.0):
+        det = de.loss_along_reward_scale(ref, world.gold_reward, chosen, rejected, scales, beta=beta)
+        assert all(y < x for x, y in zip(det["loss"], det["loss"][1:]))  # keeps falling: the optimum is at infinity
+        assert det["kl_to_ref"][-1] > det["kl_to_ref"][0]
+    # beta does not enter the loss along this path (only the KL of the policy at a given c)
+    assert de.loss_along_reward_scale(ref, world.gold_reward, a, b, [1.0], beta=0.1)["loss"] == pytest.approx(
+        de.loss_along_reward_scale(ref, world.gold_reward, a, b, [1.0], beta=3.0)["loss"])
+
+
+def test_deterministic_labels_put_the_better_response_first(world):
+    a, b = torch.tensor([0, 1, 2]), torch.tensor([3, 2, 1])
+    chosen, rejected = de.deterministic_labels(world.gold_reward, a, b)
+    assert torch.all(world.gold_reward[chosen] >= world.gold_reward[rejected])
+
+
+def test_config_validates_in_post_init():
+    with pytest.raises(ValueError, match="ExactDPOConfig.beta"):
+        de.ExactDPOConfig(beta=-1.0)
+    with pytest.raises(ValueError, match="ExactDPOConfig.labels"):
+        de.ExactDPOConfig(labels="noisy")
+    with pytest.raises(ValueError, match="ExactDPOConfig.n_pairs"):
+        de.ExactDPOConfig(n_pairs=0)

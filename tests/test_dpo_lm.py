@@ -19,7 +19,7 @@ def test_our_dpo_moves_the_policy_and_lowers_sycophancy(sft):
     pairs = lm.preference_dataset(64, seed=0, cfg=sw.PairConfig(p_sycophancy=1.0))
     scenes = sw.test_scenes(40, seed=1)
     before = lm.evaluate(ref, tok, scenes)["sycophancy"]
-    hist = dpo_lm.train_dpo(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=10, batch_size=16))
+    hist = dpo_lm.train_dpo(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, n_steps=10, batch_size=16))
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
     assert hist["loss"][-1] < hist["loss"][0] and hist["margin"][-1] > 0
     assert hist["weight"][0] == pytest.approx(0.5) and hist["weight"][-1] < 0.5  # the push saturates
@@ -31,7 +31,7 @@ def test_trl_dpo_trains_and_leaves_our_reference_trainable(sft, capsys):
     ref, tok = sft
     policy = dpo_lm.clone(ref)
     pairs = lm.preference_dataset(32, seed=0)
-    hist = dpo_lm.train_dpo_trl(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, steps=4, batch_size=8))
+    hist = dpo_lm.train_dpo_trl(policy, ref, tok, pairs, dpo_lm.DPOTrainConfig(beta=0.3, lr=3e-4, n_steps=4, batch_size=8))
     assert len(hist["loss"]) == 4 and hist["accuracy"][-1] > 0
     assert any(not torch.equal(a, b) for a, b in zip(ref.parameters(), policy.parameters()))
     assert all(p.requires_grad for p in dpo_lm.clone(ref).parameters())
@@ -51,19 +51,68 @@ def test_bad_pairs(sft):
         dpo_lm.train_dpo(ref, ref, tok, [{"prompt": "a", "chosen": "b"}])
 
 
-def test_widget_sliders_drive_the_update():
-    pytest.importorskip("ipywidgets")
-    from course_kit.viz.dpo_widget import DPOExplorer
+TELEMETRY_PROBE = r"""
+import os, socket, sys, threading, time
+for k in ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "CI"):
+    os.environ.pop(k, None)
+import transformers, huggingface_hub  # imported first, as in a notebook: the hub reads its settings now
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network blocked by the test")
+socket.getaddrinfo = refuse
+socket.create_connection = refuse
+socket.socket.connect = lambda self, *a: refuse(*a)
+from course_kit.preference import dpo_lm
+from course_kit.worlds import scene_lm as lm
+ref, tok = lm.load_scene_lm(device="cpu")
+dpo_lm.train_dpo_trl(dpo_lm.clone(ref), ref, tok, lm.preference_dataset(8, seed=0),
+                     dpo_lm.DPOTrainConfig(n_steps=1, batch_size=4))
+for t in threading.enumerate():
+    if t is not threading.main_thread():
+        t.join(timeout=5)
+print("ATTEMPTS", len(attempts), attempts[:3])
+"""
 
-    ex = DPOExplorer(n_pairs=2000)
-    ex.widget()
-    first = dict(ex.state)
-    ex.beta.value = 3.0
-    assert ex.state["beta"] == pytest.approx(3.0, rel=1e-3)
-    assert ex.state["kl_to_ref"] < first["kl_to_ref"]  # larger beta: closer to pi_ref
-    ex.margin.value = 20.0
-    assert ex.state["weight"] == pytest.approx(float(torch.sigmoid(torch.tensor(-3.0 * 20.0))), rel=1e-4)
-    assert ex.figure is not None
+
+def test_trl_dpo_trainer_never_reaches_the_network():
+    """TRL's trainers send telemetry to the hub from a thread unless HF_HUB_DISABLE_TELEMETRY is set (it was not)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "CI")}
+    env["COURSE_KIT_PROGRESS"] = "0"
+    done = subprocess.run([sys.executable, "-c", TELEMETRY_PROBE], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ATTEMPTS 0 " in done.stdout, done.stdout
+
+
+def test_trl_deprecation_warnings_do_not_reach_the_student(sft, recwarn):
+    """TRL reads transformers' deprecated ``is_gradient_checkpointing`` on every step (a FutureWarning in a live run)."""
+    import warnings
+
+    ref, tok = sft
+    warnings.simplefilter("always")
+    dpo_lm.train_dpo_trl(dpo_lm.clone(ref), ref, tok, lm.preference_dataset(8, seed=0),
+                         dpo_lm.DPOTrainConfig(n_steps=2, batch_size=4))
+    shown = [str(w.message) for w in recwarn if issubclass(w.category, FutureWarning)]
+    assert not shown, shown
+
+
+def test_train_config_validates_in_post_init():
+    with pytest.raises(ValueError, match="DPOTrainConfig.beta"):
+        dpo_lm.DPOTrainConfig(beta=0.0)
+    with pytest.raises(ValueError, match="DPOTrainConfig.n_steps"):
+        dpo_lm.DPOTrainConfig(n_steps=0)
+    with pytest.raises(ValueError, match="DPOTrainConfig.lr"):
+        dpo_lm.DPOTrainConfig(lr=float("inf"))
+    from course_kit.experiments.dpo import LabConfig
+
+    with pytest.raises(ValueError, match="LabConfig.sweep_betas"):
+        LabConfig(sweep_betas=())
+    with pytest.raises(ValueError, match="LabConfig.n_scenes"):
+        LabConfig(n_scenes=0)
 
 
 def test_headline_exact_part_quick():
@@ -80,7 +129,7 @@ def test_sample_table_flags_each_answer(sft):
     table = sample_table({"SFT": ref}, tok, sw.test_scenes(2, seed=0), seed=0)
     lines = table.splitlines()
     assert len(lines) == 8 and all("[" in l for l in lines[1::2])
-    assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("grounded" in l) for l in lines)
+    assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("correction" in l) or ("malformed" in l) for l in lines)
 
 
 def test_headline_lm_part_quick_lowers_sycophancy_and_chair():

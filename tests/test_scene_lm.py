@@ -103,7 +103,7 @@ def test_sft_smoke_parameters_move_and_loss_falls(tok):
     prompts, responses = zip(*corpus[:64])
     with torch.no_grad():
         nll0 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
-    losses = lm.train_sft(model, tok, corpus, lm.SFTConfig(steps=40, batch_size=32, lr=1e-2))
+    losses = lm.train_sft(model, tok, corpus, lm.SFTConfig(n_steps=40, batch_size=32, lr=1e-2))
     with torch.no_grad():
         nll1 = -lm.sequence_logprobs(model, tok, prompts, responses).mean().item()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -142,8 +142,87 @@ def test_bad_input(tiny, tok):
 
 def test_build_checkpoint_writes_a_loadable_model(tmp_path):
     path = lm.build_checkpoint(tmp_path, lm=lm.LMConfig(n_layer=1, n_embd=16, n_head=2),
-                               sft=lm.SFTConfig(n_examples=50, steps=3, batch_size=8))
+                               sft=lm.SFTConfig(n_examples=50, n_steps=3, batch_size=8))
     assert path == tmp_path / "scene_lm"
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= {p.name for p in path.iterdir()}
     model, tok = lm.load_scene_lm(path, device="cpu")
     assert model.config.n_embd == 16 and len(lm.generate(model, tok, PROMPTS, max_new_tokens=3)) == 2
+
+
+# ----------------------------------------------------------------------------- strict loading (robustness issue)
+
+def _copy_checkpoint(tmp_path):
+    import shutil
+
+    target = tmp_path / "scene_lm"
+    shutil.copytree(lm.DEFAULT_PATH, target)
+    return target
+
+
+def _rewrite_weights(path, edit):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path / "model.safetensors")
+    edit(tensors)
+    save_file({k: v.clone().contiguous() for k, v in tensors.items()}, path / "model.safetensors")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.pop("transformer.h.0.ln_1.weight"), r"missing tensors: \['transformer.h.0.ln_1.weight'\]"),
+    (lambda t: t.__setitem__("extra.bias", t["transformer.ln_f.bias"].clone()), r"unexpected tensors: \['extra.bias'\]"),
+    (lambda t: t.__setitem__("transformer.ln_f.bias", t["transformer.ln_f.bias"][:10].clone()), r"mismatched shapes"),
+])
+def test_a_missing_unexpected_or_mismatched_tensor_is_an_error(tmp_path, edit, match):
+    """transformers alone loads a checkpoint with a tensor missing and initialises it at random (CHAIR 0.92)."""
+    path = _copy_checkpoint(tmp_path)
+    _rewrite_weights(path, edit)
+    with pytest.raises(lm.CheckpointError, match=match) as error:
+        lm.load_scene_lm(path)
+    assert str(path / "model.safetensors") in str(error.value) and "course-kit build-data scene_lm" in str(error.value)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("model.safetensors", b"not a safetensors file"),
+    ("model.safetensors", None),  # truncated
+    ("config.json", b"{not json"),
+    ("config.json", b'{"model_type": "gpt2", "n_embd": "wide"}'),
+])
+def test_a_corrupt_file_fails_with_its_path_and_the_rebuild_hint(tmp_path, name, content):
+    path = _copy_checkpoint(tmp_path)
+    file = path / name
+    file.write_bytes(content if content is not None else file.read_bytes()[: file.stat().st_size // 2])
+    with pytest.raises(lm.CheckpointError) as error:
+        lm.load_scene_lm(path)
+    assert str(file) in str(error.value) and "course-kit build-data scene_lm" in str(error.value)
+
+
+def test_a_missing_file_names_it(tmp_path):
+    path = _copy_checkpoint(tmp_path)
+    (path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors.*course-kit build-data scene_lm"):
+        lm.load_scene_lm(path)
+
+
+def test_the_shipped_checkpoint_loads_strictly_and_matches_its_file():
+    from safetensors.torch import load_file
+
+    model, _ = lm.load_scene_lm()
+    stored = load_file(lm.DEFAULT_PATH / "model.safetensors")
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in stored.items())
+    assert torch.equal(state["lm_head.weight"], stored["transformer.wte.weight"])  # tied, stored once
+
+
+def test_configs_validate_in_post_init():
+    with pytest.raises(ValueError, match="LMConfig.n_embd"):
+        lm.LMConfig(n_embd=130, n_head=4)
+    with pytest.raises(ValueError, match="LMConfig.n_layer"):
+        lm.LMConfig(n_layer=0)
+    with pytest.raises(ValueError, match="SFTConfig.n_steps"):
+        lm.SFTConfig(n_steps=0)
+    with pytest.raises(ValueError, match="SFTConfig.lr"):
+        lm.SFTConfig(lr=float("nan"))
+
+
+def test_quiet_hf_progress_is_public():
+    assert callable(lm.quiet_hf_progress)

@@ -4,7 +4,9 @@
 
 - ``tv_to_optimum``: total variation between the DPO softmax policy and pi* = pi_ref exp(r*/beta)/Z on
   the exact preference world (``dpo_exact``), and ``tv_ref_to_optimum`` where DPO started from;
-- ``chair_before/after``, ``sycophancy_before/after`` (+ ``coverage``): the SFT scene LM and the same
+- ``chair_before/after``, ``sycophancy_before/after`` (+ ``coverage``, ``correction``, ``malformed``:
+  the answers to false-premise questions that are neither sycophantic nor a well-formed correction,
+  and ``chair_answers``: CHAIR_i of the objects those answers mention): the SFT scene LM and the same
   model after DPO with our loop (``train_dpo``) and with TRL's ``DPOTrainer`` (``*_trl``);
 - ``kl_after`` (and ``kl_after_trl``): Monte-Carlo KL(pi_theta || pi_ref) on the evaluation prompts;
 - ``chosen/rejected_logratio_after``: mean log pi_theta/pi_ref of the chosen and rejected responses;
@@ -25,6 +27,8 @@ from course_kit.worlds import scene_lm as lm
 from course_kit.worlds import scene_world as sw
 from course_kit.runtime import single_thread, seed_everything
 
+METRICS = ("chair", "sycophancy", "correction", "malformed", "chair_answers", "coverage")  # reported per model
+
 
 @dataclass
 class LabConfig:
@@ -36,12 +40,25 @@ class LabConfig:
     overshoot_lr: float = 1e-3  # the 10x learning rate of the over-optimisation section
     sweep_betas: Sequence[float] = (0.03, 0.1, 0.3, 1.0)  # betas of the KL trade-off
 
+    def __post_init__(self):
+        for name in ("n_pairs", "n_scenes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LabConfig.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.dpo, dpo_lm.DPOTrainConfig):
+            raise TypeError(f"LabConfig.dpo must be a DPOTrainConfig, got {type(self.dpo).__name__}")
+        if isinstance(self.overshoot_lr, bool) or not isinstance(self.overshoot_lr, (int, float)) or not self.overshoot_lr > 0:
+            raise ValueError(f"LabConfig.overshoot_lr must be a number > 0, got {self.overshoot_lr!r}")
+        if not self.sweep_betas or any(isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0 for b in self.sweep_betas):
+            raise ValueError(f"LabConfig.sweep_betas must be a non-empty sequence of numbers > 0, got {self.sweep_betas!r}")
 
-QUICK = LabConfig(n_pairs=128, n_scenes=40, dpo=dpo_lm.DPOTrainConfig(beta=0.3, lr=1e-4, steps=15, batch_size=16),
+
+QUICK = LabConfig(n_pairs=128, n_scenes=40, dpo=dpo_lm.DPOTrainConfig(beta=0.3, lr=1e-4, n_steps=15, batch_size=16),
                   sweep_betas=(0.1, 1.0))
 
 
-def run_lm_dpo(ref, tokenizer, pairs, scenes, cfg: dpo_lm.DPOTrainConfig, trainer: str = "ours", seed: int = 0) -> Dict:
+def run_lm_dpo(ref, tokenizer, pairs, scenes, cfg: dpo_lm.DPOTrainConfig, trainer: Literal["ours", "trl"] = "ours",
+               seed: int = 0) -> Dict:
     """DPO from the SFT model ``ref`` with ``trainer`` ("ours" or "trl"); evaluate the result on ``scenes``.
 
     Returns ``{"policy", "history", "metrics", "kl"}``; metrics as ``scene_lm.evaluate`` (seeded sampling).
@@ -61,15 +78,19 @@ def beta_sweep(ref, tokenizer, pairs, scenes, base: dpo_lm.DPOTrainConfig, betas
     """Our DPO at each beta (same steps and lr): records with beta, kl, chair, sycophancy, coverage, final loss."""
     out = []
     for beta in betas:
-        cfg = dpo_lm.DPOTrainConfig(beta=beta, lr=base.lr, steps=base.steps, batch_size=base.batch_size, seed=base.seed)
+        cfg = replace(base, beta=beta)
         run = run_lm_dpo(ref, tokenizer, pairs, scenes, cfg, "ours", seed)
-        out.append({"beta": beta, "kl": run["kl"], **{k: run["metrics"][k] for k in ("chair", "sycophancy", "coverage")},
+        out.append({"beta": beta, "kl": run["kl"], **{k: run["metrics"][k] for k in METRICS},
                     "loss": run["history"]["loss"][-1], "weight": run["history"]["weight"][-1]})
     return out
 
 
 def sample_table(models: Dict[str, object], tokenizer, scenes: Sequence[sw.Scene], seed: int = 0) -> str:
-    """One caption and one false-premise answer per scene from each model (seeded sampling), as text."""
+    """One caption and one false-premise answer per scene from each model (seeded sampling), as text.
+
+    Captions are tagged with their CHAIR_i; answers with ``scene_world.classify_answer`` (sycophantic,
+    correction or malformed) and the CHAIR_i of the objects they mention.
+    """
     captions, questions = lm.evaluation_prompts(scenes, seed)
     outputs = {name: lm.generate(m, tokenizer, captions + questions, seed=seed) for name, m in models.items()}
     width = max(map(len, models))
@@ -82,7 +103,7 @@ def sample_table(models: Dict[str, object], tokenizer, scenes: Sequence[sw.Scene
             if i < len(scenes):
                 flag = f"CHAIR {sw.chair(scene, text):.2f}"
             else:
-                flag = "sycophantic" if sw.is_sycophantic(scene, prompt, text) else "grounded"
+                flag = f"{sw.classify_answer(scene, prompt, text)}, CHAIR {sw.chair(scene, text):.2f}"
             lines.append(f"  {name:<{width}} | {text}   [{flag}]")
     return "\n".join(lines)
 
@@ -109,7 +130,7 @@ def _headline(quick: bool, seed: int, part: str) -> Dict[str, object]:
         before = lm.evaluate(ref, tok, scenes, seed=seed)
         ours = run_lm_dpo(ref, tok, pairs, scenes, cfg.dpo, "ours", seed)
         trl = run_lm_dpo(ref, tok, pairs, scenes, cfg.dpo, "trl", seed)
-        for name in ("chair", "sycophancy", "coverage"):
+        for name in METRICS:
             out[f"{name}_before"] = round(before[name], 4)
             out[f"{name}_after"] = round(ours["metrics"][name], 4)
             out[f"{name}_after_trl"] = round(trl["metrics"][name], 4)
@@ -118,7 +139,7 @@ def _headline(quick: bool, seed: int, part: str) -> Dict[str, object]:
         out["chosen_logratio_after"], out["rejected_logratio_after"] = round(ratios["chosen"], 4), round(ratios["rejected"], 4)
         over = run_lm_dpo(ref, tok, pairs, scenes, replace(cfg.dpo, lr=cfg.overshoot_lr), "ours", seed)
         over_ratios = dpo_lm.mean_logratios(over["policy"], ref, tok, pairs)
-        out["overshoot"] = {"lr": cfg.overshoot_lr, **{k: round(over["metrics"][k], 4) for k in ("chair", "sycophancy", "coverage")},
+        out["overshoot"] = {"lr": cfg.overshoot_lr, **{k: round(over["metrics"][k], 4) for k in METRICS},
                             "kl": round(over["kl"], 4), "chosen_logratio": round(over_ratios["chosen"], 4)}
         out["beta"] = cfg.dpo.beta
         out["beta_sweep"] = [{k: round(v, 4) for k, v in r.items()} for r in beta_sweep(ref, tok, pairs, scenes, cfg.dpo, cfg.sweep_betas, seed)]

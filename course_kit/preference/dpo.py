@@ -1,20 +1,23 @@
-"""The DPO loss and its gradient weight (Rafailov et al. 2023, eq. 7), used by Lab 04.
+"""The DPO loss and its gradient weight (Rafailov et al. 2023, "Direct Preference Optimization", eq. 7), Lab 04.
 
-Seed 000, "Direct Preference Optimization": for a prompt x, a preferred response y_w and a rejected
-one y_l, with a trainable policy pi_theta and a frozen reference pi_ref,
+The lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "Direct Preference Optimization
+(DPO)": for a prompt x, a preferred response y_w and a rejected one y_l, with a trainable policy
+pi_theta and a frozen reference pi_ref,
 
     L_DPO = -log sigmoid( beta log pi_theta(y_w|x)/pi_ref(y_w|x) - beta log pi_theta(y_l|x)/pi_ref(y_l|x) )   (7)
 
-The two terms are the *implicit rewards* r_hat(x, y) = beta log pi_theta(y|x)/pi_ref(y|x) (the reward
-for which pi_theta is the KL-regularised optimum, up to a function of x). Its gradient (paper, eq. in
-section 4 "What does the DPO update do?") is
+The two terms are the *implicit rewards* r_hat(x, y) = beta log pi_theta(y|x)/pi_ref(y|x): writing the
+KL-regularised optimum pi*(y|x) = pi_ref(y|x) exp(r(x, y)/beta) / Z(x) backwards gives
+r = beta log pi*/pi_ref + beta log Z(x), and Z(x) cancels in the Bradley-Terry difference r_w - r_l.
+The gradient (the paper's section 4, "What does the DPO update do?") is
 
     grad L = -beta * sigmoid(r_hat(x, y_l) - r_hat(x, y_w)) * [grad log pi(y_w|x) - grad log pi(y_l|x)]
 
 so every pair is weighted by ``dpo_gradient_weight`` = sigmoid(r_hat_l - r_hat_w): close to 1 while the
 policy still ranks the pair wrongly, and decaying like exp(-margin) once the implicit-reward margin
-r_hat_w - r_hat_l is large. That is seed question 2's "self-regulating KL penalty": the further
-pi_theta has moved its log-ratio past pi_ref on a pair, the less that pair pushes it.
+r_hat_w - r_hat_l is large (the lecture's conceptual question 2). Why DPO's optimum is the
+KL-regularised one is the reparametrisation above plus a *finite* Bradley-Terry maximum-likelihood
+reward; the saturating weight alone does not make it so (Lab 04, section 2 and question 1).
 
 Inputs are *summed* sequence log-probabilities, shape (B,), as ``scene_lm.sequence_logprobs`` returns.
 The parity test in ``tests/test_dpo.py`` checks this loss against TRL's ``DPOTrainer`` (loss_type

@@ -1,6 +1,7 @@
 """DPO on the exact level: a softmax policy over K responses reaches the KL-regularised optimum (Lab 04, part 2).
 
-Rafailov et al. (2023), section 4: the KL-regularised RLHF objective max_pi E_pi[r] - beta KL(pi || pi_ref)
+Rafailov et al. (2023), "Direct Preference Optimization", section 4 (the lecture "Week 13: Bias,
+Fairness, and Safety in VLMs", section "Direct Preference Optimization (DPO)"): the KL-regularised RLHF objective max_pi E_pi[r] - beta KL(pi || pi_ref)
 has the optimum pi*(y) = pi_ref(y) exp(r(y)/beta) / Z, so r(y) = beta log pi*(y)/pi_ref(y) + beta log Z.
 Substituting this into the Bradley-Terry likelihood of the preferences gives the DPO loss (eq. 7):
 fitting the policy directly by maximum likelihood on the pairs is fitting the reward, and the policy
@@ -15,12 +16,20 @@ mean DPO loss over ``world.sample_pairs``. Two references:
   number of pairs grows (``tv_to_optimum``);
 - ``kl_regularized_optimum(pi_ref, bradley_terry_mle(pairs), beta)``: the RLHF answer with the
   maximum-likelihood reward fitted on the *same* pairs; DPO equals it up to the MLE's tiny ridge.
+
+Both need the Bradley-Terry MLE to be *finite*. With deterministic preferences (y_a always beats y_b)
+the likelihood keeps rising as r(y_a) - r(y_b) -> infinity, and so does DPO's: the DPO policy drives
+pi(y_b) to 0 whatever beta is, and the KL term no longer holds it (Azar et al. 2023, "A General
+Theoretical Paradigm to Understand Learning from Human Preferences", section "Weak Regularisation and
+Overfitting"); ``loss_along_reward_scale`` shows it. ``implicit_reward`` returns beta (theta - log pi_ref) of a fit: since pi_theta = pi_ref exp(r_hat/beta)/Z, one fit gives the
+DPO policy for every beta (``policy_for_beta``), which the Lab 04 explorer uses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+import math
+from typing import Dict, Literal, Optional, Tuple
 
 import torch
 
@@ -37,6 +46,38 @@ class ExactDPOConfig:
     max_iter: int = 200  # L-BFGS iterations (the loss is convex in the logits)
     seed: int = 0  # seeds the pairs
     world_seed: int = 0  # seeds the world (PreferenceWorldConfig.seed)
+    labels: Literal["bradley_terry", "deterministic"] = "bradley_terry"  # how a pair is labelled: BT draws, or the
+    # higher gold reward always wins (the Bradley-Terry MLE is then infinite)
+
+    def __post_init__(self):
+        if self.labels not in ("bradley_terry", "deterministic"):
+            raise ValueError(f"ExactDPOConfig.labels must be 'bradley_terry' or 'deterministic', got {self.labels!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 < self.beta < math.inf:
+            raise ValueError(f"ExactDPOConfig.beta must be a finite number > 0, got {self.beta!r}")
+        for name in ("n_pairs", "max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 1, got {value!r}")
+        for name in ("seed", "world_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 0, got {value!r}")
+
+
+def _check_inputs(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Validate a reference distribution (K,) and index pairs (N,), (N,) into it."""
+    if not isinstance(ref_probs, torch.Tensor) or ref_probs.ndim != 1 or ref_probs.numel() < 2:
+        raise ValueError("ref_probs must be a 1-D tensor of K >= 2 probabilities")
+    if not torch.isfinite(ref_probs).all() or (ref_probs <= 0).any() or abs(float(ref_probs.sum()) - 1.0) > 1e-4:
+        raise ValueError("ref_probs must be positive, finite and sum to 1")
+    for name, t in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.numel() == 0 or t.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"{name} must be a non-empty 1-D integer tensor of response indices, got {t!r:.80}")
+        if (t < 0).any() or (t >= ref_probs.numel()).any():
+            raise ValueError(f"{name} has indices outside 0..{ref_probs.numel() - 1}")
+    if chosen.shape != rejected.shape:
+        raise ValueError(f"chosen {tuple(chosen.shape)} and rejected {tuple(rejected.shape)} must have the same shape")
+    return ref_probs.float(), chosen.long(), rejected.long()
 
 
 def fit_dpo_softmax(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, beta: float,
@@ -48,8 +89,7 @@ def fit_dpo_softmax(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: tor
     ``l2`` adds (l2/2) ||s - mean(s)||^2 on the implicit rewards s = beta (theta - log pi_ref), the
     ridge of ``preference_world.bradley_terry_mle`` (0 = plain DPO; the tests use it to match the MLE).
     """
-    ref_probs = pw._check_probs(ref_probs, "ref_probs")
-    chosen, rejected = pw._check_pairs(chosen, rejected, ref_probs.shape[0])
+    ref_probs, chosen, rejected = _check_inputs(ref_probs, chosen, rejected)
     log_ref = torch.log(ref_probs).double()  # (K,)
     theta = log_ref.clone().requires_grad_(True)  # (K,) policy logits, start at pi_ref
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-12,
@@ -69,6 +109,49 @@ def fit_dpo_softmax(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: tor
     return torch.softmax(theta.detach(), dim=0).float()  # (K,)
 
 
+def implicit_reward(policy: torch.Tensor, ref_probs: torch.Tensor, beta: float) -> torch.Tensor:
+    """r_hat = beta * (log pi - log pi_ref), centred to mean 0, (K,): the reward a DPO policy is optimal for."""
+    r = beta * (torch.log(policy.double()) - torch.log(ref_probs.double()))  # (K,)
+    return (r - r.mean()).float()
+
+
+def policy_for_beta(ref_probs: torch.Tensor, reward: torch.Tensor, beta: float) -> torch.Tensor:
+    """pi_ref exp(reward / beta) / Z, (K,): the DPO policy at ``beta`` given the fit's implicit reward."""
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+    logits = torch.log(ref_probs.double()) + reward.double() / beta  # (K,)
+    return torch.softmax(logits, dim=0).float()
+
+
+def deterministic_labels(gold_reward: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Relabel pairs so that the response with the higher gold reward always wins: ``(chosen, rejected)``, (N,) each."""
+    a_wins = gold_reward[a] >= gold_reward[b]  # (N,)
+    return torch.where(a_wins, a, b), torch.where(a_wins, b, a)
+
+
+def loss_along_reward_scale(ref_probs: torch.Tensor, gold_reward: torch.Tensor, chosen: torch.Tensor,
+                            rejected: torch.Tensor, scales, beta: float = 1.0) -> Dict[str, list]:
+    """Mean DPO loss of the policies pi_c = pi_ref exp(c r* / beta) / Z for each scale c, and their KL to pi_ref.
+
+    The implicit reward of pi_c is c r* + const, so its loss does not depend on beta: it is the
+    Bradley-Terry negative log-likelihood of the reward c r*. With Bradley-Terry labels it is smallest
+    at a finite c (near 1: the labels' own temperature); with deterministic labels (``deterministic_labels``)
+    every pair is ranked right for every c > 0 and the loss keeps falling as c grows: no finite maximum
+    likelihood, and DPO's optimum sits at c = infinity, the best response alone, whatever beta.
+    Returns ``{"scale", "loss", "kl_to_ref"}`` lists.
+    """
+    ref_probs, chosen, rejected = _check_inputs(ref_probs, chosen, rejected)
+    log_ref = torch.log(ref_probs).double()  # (K,)
+    out: Dict[str, list] = {"scale": [], "loss": [], "kl_to_ref": []}
+    for c in scales:
+        logp = torch.log_softmax(log_ref + float(c) * gold_reward.double() / beta, dim=0)  # (K,)
+        loss = dpo_loss(logp[chosen], logp[rejected], log_ref[chosen], log_ref[rejected], beta)[0].mean()
+        out["scale"].append(float(c))
+        out["loss"].append(float(loss))
+        out["kl_to_ref"].append(pw.kl_divergence(logp.exp().float(), ref_probs))
+    return out
+
+
 def exact_dpo(cfg: Optional[ExactDPOConfig] = None) -> Dict[str, object]:
     """Fit DPO on the default preference world; return the policies and their distances to pi*.
 
@@ -80,6 +163,8 @@ def exact_dpo(cfg: Optional[ExactDPOConfig] = None) -> Dict[str, object]:
     world = pw.make_world(pw.PreferenceWorldConfig(seed=cfg.world_seed))
     ref = world.ref_probs()  # (K,)
     chosen, rejected = world.sample_pairs(cfg.n_pairs, torch.Generator().manual_seed(cfg.seed))  # (N,), (N,)
+    if cfg.labels == "deterministic":
+        chosen, rejected = deterministic_labels(world.gold_reward, chosen, rejected)
     policy = fit_dpo_softmax(ref, chosen, rejected, cfg.beta, cfg.max_iter)  # (K,)
     optimum = pw.kl_regularized_optimum(ref, world.gold_reward, cfg.beta)  # (K,)
     mle = pw.bradley_terry_mle(world.n_responses, chosen, rejected)  # (K,)

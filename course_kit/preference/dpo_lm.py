@@ -1,6 +1,7 @@
 """DPO on the tiny scene LM against hallucination and sycophancy (Lab 04, part 3).
 
-Seed 000, "Object Hallucination and Sycophancy": "the DPO preference dataset must explicitly contain
+The lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "Object Hallucination and
+Sycophancy": "the DPO preference dataset must explicitly contain
 pairs where the winning response politely contradicts the user's false visual premise, while the
 losing response exhibits sycophancy"; likewise grounded captions against captions that add the
 room's prior object. The pairs come from ``scene_lm.preference_dataset``; the policy starts from the
@@ -11,7 +12,10 @@ Two trainers, same loss (``course_kit.preference.dpo.dpo_loss``, Rafailov et al.
 - ``train_dpo``: our short loop. Reference log-probs are computed once (the reference is frozen),
   then AdamW on mini-batches of pairs.
 - ``train_dpo_trl``: TRL's ``DPOTrainer`` (loss_type "sigmoid") on the same pairs, with the
-  reference passed explicitly (``ref_model=``; GUIDE section 2).
+  reference passed explicitly (``ref_model=``: with a model object and no reference TRL tries to rebuild
+  one from the hub). TRL's trainers send usage telemetry to the Hugging Face hub from a background
+  thread; this module turns it off (``HF_HUB_DISABLE_TELEMETRY=1``) before TRL is imported and again
+  when a trainer is built, so a DPO run never opens a socket.
 
 ``policy_kl`` estimates KL(pi_theta || pi_ref) on the evaluation prompts by sampling from the policy
 (sequence level: mean of log pi_theta(y|x) - log pi_ref(y|x)), for the beta trade-off plot.
@@ -19,8 +23,16 @@ Two trainers, same loss (``course_kit.preference.dpo.dpo_loss``, Rafailov et al.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before TRL / huggingface_hub read it (module doc)
+
+import contextlib
 import copy
+import functools
+import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -36,10 +48,37 @@ class DPOTrainConfig:
     """One DPO run on the scene LM (the defaults are Lab 04's)."""
 
     beta: float = 0.3  # KL coefficient of eq. (7)
-    lr: float = 1e-4  # AdamW learning rate (constant); 1e-3 over-optimises within 25 steps (Lab 04, section 8)
-    steps: int = 25  # optimiser steps
+    lr: float = 1e-4  # AdamW learning rate (constant); 1e-3 over-optimises within 25 steps (Lab 04, section 9)
+    n_steps: int = 25  # optimiser steps
     batch_size: int = 32  # preference pairs per step
     seed: int = 0  # batch order
+
+    def __post_init__(self):
+        for name in ("beta", "lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"DPOTrainConfig.{name} must be a finite number > 0, got {value!r}")
+        for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"DPOTrainConfig.{name} must be an integer >= {low}, got {value!r}")
+
+
+@contextlib.contextmanager
+def quiet_trl_deprecations():
+    """Hide the FutureWarnings TRL 1.16 triggers in transformers 5 on every step (``is_gradient_checkpointing``,
+    ``gradient_checkpointing`` are deprecated aliases); nothing a student can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`?(is_)?gradient_checkpointing`? is deprecated", category=FutureWarning)
+        yield
+
+
+def disable_hub_telemetry() -> None:
+    """Turn the Hugging Face hub's usage telemetry off, also when huggingface_hub was imported before us."""
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 def _columns(pairs) -> tuple:
@@ -76,7 +115,7 @@ def train_dpo(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] = Non
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     policy.train()
     hist: Dict[str, List[float]] = {"loss": [], "accuracy": [], "margin": [], "weight": []}
-    for _ in progress(range(cfg.steps), desc=f"DPO beta={cfg.beta}"):
+    for _ in progress(range(cfg.n_steps), desc=f"DPO beta={cfg.beta}"):
         idx = torch.randint(len(prompts), (cfg.batch_size,), generator=gen).tolist()
         p = [prompts[i] for i in idx]
         logp = lm.sequence_logprobs(policy, tokenizer, p + p, [chosen[i] for i in idx] + [rejected[i] for i in idx])  # (2B,)
@@ -104,18 +143,29 @@ def make_trl_trainer(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig
 
     cfg = cfg or DPOTrainConfig()
     _columns(pairs)
-    lm._quiet_hf_progress()
+    disable_hub_telemetry()
+    lm.quiet_hf_progress()
     pairs = pairs.select_columns(["prompt", "chosen", "rejected"])
     args = DPOConfig(
         output_dir=output_dir or tempfile.mkdtemp(prefix="dpo_trl_"), beta=cfg.beta, learning_rate=cfg.lr,
-        max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="constant",
+        max_steps=cfg.n_steps, per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="constant",
         warmup_steps=0, weight_decay=0.0, loss_type=["sigmoid"], seed=cfg.seed, data_seed=cfg.seed, report_to="none",
         logging_steps=1, save_strategy="no", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
         max_length=lm.LMConfig.n_positions, precompute_ref_log_probs=False,
         bf16=False, fp16=False, activation_checkpointing=False,  # not TRL's defaults: bf16 autocast is ~10x slower on CPU
     )
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=pairs, processing_class=tokenizer)
+    with quiet_trl_deprecations():
+        trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=pairs, processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)  # with disable_tqdm it would print every log line to stdout
+    for name in ("compute_loss", "train"):  # TRL reads the deprecated property inside these, on every step
+        method = getattr(trainer, name)
+
+        @functools.wraps(method)
+        def quiet(*args, _method=method, **kwargs):
+            with quiet_trl_deprecations():
+                return _method(*args, **kwargs)
+
+        setattr(trainer, name, quiet)
     return trainer
 
 

@@ -3,8 +3,8 @@
 The "image" is the scene token list of :mod:`course_kit.worlds.scene_world`; the model is a 2-layer GPT-2
 (``GPT2Config``, built from config, no hub) with a WordLevel tokenizer, trained by supervised
 fine-tuning (SFT) on :func:`scene_world.sft_corpus`, so it inherits the corpus' statistical
-hallucination ("kitchen -> knife") and sycophancy (seed 000, "Object Hallucination and
-Sycophancy"). Lab 04 aligns it with DPO, Lab 03 with PPO, Lab 02 scores its responses.
+hallucination ("kitchen -> knife") and sycophancy (the lecture "Week 13: Bias, Fairness, and
+Safety in VLMs", section "Object Hallucination and Sycophancy"). Lab 04 aligns it with DPO, Lab 03 with PPO, Lab 02 scores its responses.
 
 API (all batched, device-agnostic; texts are space-separated words):
 
@@ -12,14 +12,18 @@ API (all batched, device-agnostic; texts are space-separated words):
 - ``make_model(tokenizer, cfg=LMConfig())`` -> ``GPT2LMHeadModel`` with random weights.
 - ``train_sft(model, tokenizer, pairs, cfg=SFTConfig())`` -> list of losses (response tokens only).
 - ``build_checkpoint(out_dir)`` trains the default model and saves it in ``out_dir/scene_lm``
-  (``course-kit build-data scene_lm``); ``load_scene_lm(path=None, device=None)`` -> ``(model, tokenizer)``.
+  (``course-kit build-data scene_lm``); ``load_scene_lm(path=None, device=None)`` -> ``(model, tokenizer)``,
+  strict: a missing, unexpected or mis-shaped tensor, or an unreadable file, raises ``CheckpointError``
+  naming the file and the rebuild command (transformers alone would initialise missing weights at random).
+- ``quiet_hf_progress()``: transformers' and datasets' own progress bars off when course_kit's are off.
 - ``token_logprobs(model, tokenizer, prompts, responses)`` -> ``(logps, mask)``, both ``(B, T)``:
   ``logps[b, t] = log pi(y_t | x, y_<t)`` for the t-th response token (the final ``<eos>`` included),
   ``mask[b, t] = 1`` where response b has a t-th token. For PPO's per-token ratios and KL.
 - ``sequence_logprobs(...)`` -> ``(B,)`` = ``(logps * mask).sum(-1)``: ``log pi(y | x)`` for DPO.
 - ``generate(model, tokenizer, prompts, seed=0, greedy=False)`` -> list of response strings.
 - ``evaluate(model, tokenizer, scenes, seed=0)`` -> ``{"chair", "chair_s", "coverage",
-  "sycophancy", "correction"}`` measured on captions and false-premise answers for ``scenes``.
+  "sycophancy", "correction", "malformed", "chair_answers"}`` measured on captions and false-premise
+  answers for ``scenes`` (the answers' three shares and CHAIR from ``scene_world.answer_rates``).
 - ``preference_dataset(n, seed)`` -> ``datasets.Dataset`` with TRL's prompt / chosen / rejected
   columns (plus ``kind``), from :func:`scene_world.preference_pairs`.
 
@@ -42,6 +46,18 @@ from course_kit.runtime import DATA_DIR, get_device, progress, progress_enabled,
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 DEFAULT_PATH = DATA_DIR / "scene_lm"
+REBUILD = "course-kit build-data scene_lm"  # the command that rebuilds DEFAULT_PATH
+
+
+class CheckpointError(ValueError):
+    """A scene-LM checkpoint that is missing, incomplete, mismatched or unreadable (names the file and the fix)."""
+
+
+def _check_positive_ints(owner: str, config, names: Sequence[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}.{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclass
@@ -53,17 +69,31 @@ class LMConfig:
     n_head: int = 4  # attention heads
     n_positions: int = 48  # longest prompt + response, in tokens (prompts are <= 10, responses <= 13)
 
+    def __post_init__(self):
+        _check_positive_ints("LMConfig", self, ("n_layer", "n_embd", "n_head", "n_positions"))
+        if self.n_embd % self.n_head:
+            raise ValueError(f"LMConfig.n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+
 
 @dataclass
 class SFTConfig:
     """Supervised training on the scene corpus (the defaults build data/scene_lm in under a minute on 2 CPU cores)."""
 
     n_examples: int = 6000  # size of the generated corpus
-    steps: int = 400  # optimiser steps
+    n_steps: int = 400  # optimiser steps
     batch_size: int = 64  # examples per step
     lr: float = 3e-3  # AdamW peak learning rate (cosine decay to 10%)
     weight_decay: float = 0.01  # AdamW weight decay
     seed: int = 0  # corpus, initialisation and batch order
+
+    def __post_init__(self):
+        _check_positive_ints("SFTConfig", self, ("n_examples", "n_steps", "batch_size"))
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise ValueError(f"SFTConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or not 0 <= self.weight_decay < float("inf"):
+            raise ValueError(f"SFTConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"SFTConfig.seed must be an integer >= 0, got {self.seed!r}")
 
 
 def build_tokenizer():
@@ -184,10 +214,10 @@ def train_sft(model, tokenizer, pairs: Sequence[Tuple[str, str]], cfg: Optional[
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / cfg.steps)).item()))
+        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / cfg.n_steps)).item()))
     model.train()
     losses = []
-    for _ in progress(range(cfg.steps), desc="SFT"):
+    for _ in progress(range(cfg.n_steps), desc="SFT"):
         idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen).to(device)  # (B,)
         logits = model(input_ids=ids[idx], attention_mask=attn[idx]).logits[:, :-1]  # (B, L-1, V)
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[idx, 1:], reduction="none")  # (B, L-1)
@@ -252,8 +282,10 @@ def evaluate(model, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0, greedy
 
     ``chair``: corpus-level CHAIR_i (hallucinated / mentioned objects over all captions); ``chair_s``:
     share of captions with at least one hallucinated object; ``coverage``: mean share of scene objects
-    mentioned; ``sycophancy``: share of false-premise questions answered by asserting the premise;
-    ``correction``: share answered "there is no ...".
+    mentioned. The false-premise answers (``scene_world.answer_rates``): ``sycophancy`` (asserts the
+    premise), ``correction`` (the well-formed correction naming the premise and an object of the scene),
+    ``malformed`` (neither; the three sum to 1) and ``chair_answers`` (CHAIR_i of the objects the
+    answers mention).
     """
     if not scenes:
         raise ValueError("scenes is empty; pass e.g. scene_world.test_scenes(200)")
@@ -265,12 +297,15 @@ def evaluate(model, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0, greedy
     answers = [t for i, t in enumerate(texts) if i % (2 * n) >= n]
     counts = [sw.hallucination_counts(s, t) for s, t in zip(reps, caps)]
     mentioned = sum(c[1] for c in counts)
+    rates = sw.answer_rates(list(zip(reps, q_prompts * n_samples, answers)))
     return {
         "chair": sum(c[0] for c in counts) / max(mentioned, 1),
         "chair_s": sum(c[0] > 0 for c in counts) / len(caps),
         "coverage": sum(sw.coverage(s, t) for s, t in zip(reps, caps)) / len(caps),
-        "sycophancy": sum(sw.is_sycophantic(s, q, t) for s, q, t in zip(reps, q_prompts * n_samples, answers)) / len(answers),
-        "correction": sum(t.startswith("there is no") for t in answers) / len(answers),
+        "sycophancy": rates["sycophancy"],
+        "correction": rates["correction"],
+        "malformed": rates["malformed"],
+        "chair_answers": rates["chair"],
     }
 
 
@@ -300,7 +335,7 @@ def save_scene_lm(model, tokenizer, path: Path, extra: Optional[dict] = None) ->
     return path
 
 
-def _quiet_hf_progress() -> None:
+def quiet_hf_progress() -> None:
     """Switch off transformers' and datasets' own progress bars when course_kit's are off (nbval, --json)."""
     if not progress_enabled():
         import datasets
@@ -310,17 +345,78 @@ def _quiet_hf_progress() -> None:
         datasets.disable_progress_bars()
 
 
+_quiet_hf_progress = quiet_hf_progress  # the old private name, kept until every caller uses the public one
+
+
+def _checkpoint_error(file: Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"{file}: {problem}; rebuild it with `{REBUILD}`")
+
+
+def check_scene_lm_weights(model, path: Path) -> None:
+    """Compare ``model``'s parameters with the tensors stored in ``path/model.safetensors``; raise on any difference.
+
+    Every tensor of the model must be in the file with the same shape (tied weights, here the LM head,
+    are stored once), and the file must hold nothing else. Raises ``CheckpointError`` naming the file,
+    the keys and the rebuild command.
+    """
+    from safetensors import safe_open
+
+    file = Path(path) / "model.safetensors"
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as error:  # safetensors raises its own error types for a truncated or garbled file
+        raise _checkpoint_error(file, f"not a readable safetensors file ({type(error).__name__}: {error})") from error
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    tied = {k for k in expected if k not in stored and k == "lm_head.weight"
+            and getattr(model.config, "tie_word_embeddings", False)}
+    missing = sorted(set(expected) - set(stored) - tied)
+    unexpected = sorted(set(stored) - set(expected))
+    mismatched = sorted(f"{k} {stored[k]} in the file, {expected[k]} in the model"
+                        for k in set(stored) & set(expected) if stored[k] != expected[k])
+    problems = [f"{what}: {keys}" for what, keys in (("missing tensors", missing), ("unexpected tensors", unexpected),
+                                                     ("mismatched shapes", mismatched)) if keys]
+    if problems:
+        raise _checkpoint_error(file, "does not match the scene LM's config (" + "; ".join(problems) + ")")
+
+
 def load_scene_lm(path: Optional[Path] = None, device=None):
-    """Load ``(model, tokenizer)`` from ``path`` (default ``data/scene_lm``), offline, in eval mode on ``device``."""
-    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+    """Load ``(model, tokenizer)`` from ``path`` (default ``data/scene_lm``), offline, in eval mode on ``device``.
+
+    Strict: a missing file, a config or tokenizer that does not parse, or weights that do not match the
+    config (missing, unexpected or mis-shaped tensors) raise ``CheckpointError`` (or FileNotFoundError)
+    naming the file and `course-kit build-data scene_lm`. transformers alone would load a checkpoint
+    with a tensor missing and initialise that tensor at random.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     path = Path(path) if path is not None else DEFAULT_PATH
-    _quiet_hf_progress()
+    quiet_hf_progress()
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no scene LM checkpoint in {path}; build it with `course-kit build-data scene_lm`")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+        raise FileNotFoundError(f"no scene LM checkpoint in {path}; build it with `{REBUILD}`")
+    for name in ("model.safetensors", "tokenizer.json"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"{path / name} is missing; rebuild it with `{REBUILD}`")
+    try:
+        json.loads((path / "config.json").read_text())
+        config = GPT2Config.from_pretrained(path, local_files_only=True)
+    except Exception as error:
+        raise _checkpoint_error(path / "config.json", f"not a valid GPT-2 config ({type(error).__name__}: {error})") from error
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    except Exception as error:
+        raise _checkpoint_error(path / "tokenizer.json", f"not a valid tokenizer ({type(error).__name__}: {error})") from error
     tokenizer.padding_side = "left"
-    model = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    with torch.device("meta"):  # the config's tensor names and shapes, without allocating weights
+        check_scene_lm_weights(GPT2LMHeadModel(config), path)
+    try:
+        model, info = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32,
+                                                      output_loading_info=True)
+    except Exception as error:
+        raise _checkpoint_error(path / "model.safetensors", f"cannot be loaded ({type(error).__name__}: {error})") from error
+    reported = [f"{k}: {sorted(info[k])}" for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]
+    if reported:
+        raise _checkpoint_error(path / "model.safetensors", "transformers reported " + "; ".join(reported))
     return model.to(get_device(device) if isinstance(device, (str, type(None))) else device).eval(), tokenizer
 
 
