@@ -366,11 +366,11 @@ def fit_em(
     objective J among ``config.n_init`` seeded starts.
     """
     _check_data(features, user, chosen, rejected, n_users)
+    if not isinstance(config, EMConfig):
+        raise TypeError(f"config must be an EMConfig, got {type(config).__name__}")
     C = config.n_clusters
     if C > n_users:
         raise ValueError(f"n_clusters ({C}) must be at most the number of users ({n_users}): every cluster needs a user")
-    if not isinstance(config, EMConfig):
-        raise TypeError(f"config must be an EMConfig, got {type(config).__name__}")
     user, chosen, rejected = user.long(), chosen.long(), rejected.long()
     features = features.float()
     labels_per_user = torch.bincount(user, minlength=n_users).float()  # (U,)
