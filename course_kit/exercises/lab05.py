@@ -153,9 +153,13 @@ register_question(Question(
     id="lab05.q1", lab="05", expected=_purity_of_one_cluster, tol=0.005,
     hint="purity counts, in every cluster, the users of its most common true group",
 ))
+def _total_utility(single: Dict[str, Dict[str, float]], users_per_group: Dict[str, int]) -> float:
+    return float(sum(users_per_group[g] * single["utility"][g] for g in users_per_group))
+
+
 register_question(Question(
-    id="lab05.q2", lab="05", expected=lambda single: float(single["win_rate"]["minority"]), tol=0.01,
-    hint="read section 2's printout for the minority group",
+    id="lab05.q2", lab="05", expected=_total_utility, tol=1.0,
+    hint="every user counts once: weigh each group's utility by its number of users",
 ))
 register_question(Question(
     id="lab05.q3", lab="05", expected=_shifted_worst, choices=("a", "b", "c"),
@@ -165,7 +169,13 @@ register_question(Question(
     id="lab05.q4", lab="05", expected=_first_labels_above, tol=0.0,
     hint="read the 10:1 line of the sweep's printout",
 ))
+def _more_labels_fix_the_shrink(attenuation: Dict[str, Any]) -> str:
+    shrink = attenuation["shrink"]
+    # "a" (noise) only if 100x the labels brought the pooled fit (almost) to the truth
+    return "a" if shrink["single reward (100x labels)"] > 0.95 else "b"
+
+
 register_question(Question(
-    id="lab05.q5", lab="05", expected=lambda attenuation: float(attenuation["shrink"]["single reward (100x labels)"]), tol=0.03,
-    hint="section 5's diagnosis prints the shrink factor of every fit",
+    id="lab05.q5", lab="05", expected=_more_labels_fix_the_shrink, choices=("a", "b"),
+    hint="compare the shrink with the lab's labels and with 100 times more",
 ))
