@@ -6,9 +6,12 @@ Learning Rewards with EM Algorithm". The numbers come from ``course_kit.experime
 imports no plotting library); this module only draws them.
 
 ``MaxMinExplorer`` (two sliders: majority:minority ratio and labels per user) precomputes every
-reachable setting at construction (``experiments.maxmin.explore_grid``: EM + closed-form policies,
-about a second for the 20 settings) and redraws by updating the bars and the title of one figure, so
-a move does no computation beyond a dictionary look-up and one redraw.
+reachable setting at construction (``experiments.maxmin.explore_grid``: EM + closed-form policies for
+the 20 settings, about 1.3 s of CPU) and redraws by updating the bars and the title of one figure,
+so a move costs a dictionary look-up and one PNG render: about 60 ms of kernel CPU per move, against
+112 ms (a setting seen before) and about 140 ms (a new one) for the former widget, which refitted EM
+on a new setting and built a new figure every time (measured in a Jupyter kernel on the 2-core
+machine, median of 10 moves).
 """
 
 from __future__ import annotations
