@@ -1,7 +1,6 @@
 """Tests for course_kit.experiments.maxmin (Lab 05): the headline figures, the table, the 1:1 diagnosis, configs."""
 
 import pytest
-import torch
 
 from course_kit.experiments import maxmin as ex
 from course_kit.preference.maxmin_em import adjusted_rand_index

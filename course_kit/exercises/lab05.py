@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from course_kit.exercises.registry import Case, Exercise, compare_tensors, register
+from course_kit.exercises.registry import Case, Exercise, register
 from course_kit.preference.maxmin_em import cluster_purity, e_step, responsibilities, user_log_likelihood
 from course_kit.quiz import Question, register_question
 from course_kit.rl.maxmin_policy import worst_group

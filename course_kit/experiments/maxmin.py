@@ -41,7 +41,6 @@ from course_kit.preference.maxmin_em import (
     adjusted_rand_index,
     cluster_purity,
     cluster_to_group,
-    fit_linear_rewards,
     linear_rewards,
     pair_log_likelihood,
     responsibilities,

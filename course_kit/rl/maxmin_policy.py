@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from course_kit.rl.ppo import BanditPPO, PPOConfig
-from course_kit.worlds.preference_world import kl_divergence, kl_regularized_optimum
+from course_kit.worlds.preference_world import kl_divergence
 from course_kit.runtime import progress
 
 

@@ -29,14 +29,12 @@ from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 
 def _cluster_colours(run: LabRun) -> List[str]:
     """Colour of every EM cluster: the colour of the true group most of its users belong to."""
-
     groups = cluster_to_group(run.em.assignment, run.population.group_of_user, run.em.rewards.shape[0])
     return [(MAJORITY, MINORITY)[g] if 0 <= g < 2 else NEUTRAL for g in groups.tolist()]
 
 
 def plot_population(run: LabRun):
     """Left: each group's gold reward and the single pooled reward vs length. Right: policies vs length."""
-
     fig, (ax, bx) = new_figure(2)
     pop = run.population
     length = pop.features[:, 0]  # (K,)
@@ -63,7 +61,6 @@ def plot_population(run: LabRun):
 
 def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
     """Purity and ARI of the EM clusters vs labels per user, one line per majority:minority ratio."""
-
     fig, (ax, bx) = new_figure(2)
     colours = [ACCENT, MINORITY, MAJORITY, NEUTRAL]
     for colour, (ratio, d) in zip(colours, sweep.items()):
@@ -82,7 +79,6 @@ def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
 def plot_iterations(run: LabRun):
     """Algorithm 1 over iterations. Left: every cluster's (learned) utility, and the exact max-min level.
     Right: the true groups' gold utilities, next to the single-reward policy's."""
-
     fig, (ax, bx) = new_figure(2)
     history = run.maxmin.history
     utility = torch.tensor(history["utility"])  # (T+1, C)
@@ -113,7 +109,6 @@ def plot_iterations(run: LabRun):
 
 def plot_mixtures(run: LabRun, n_points: int = 101):
     """Every mixture policy pi_lambda (two clusters): the clusters' utilities, objective (1) and its dual vs lambda."""
-
     curves = mixture_policies(run.population.ref_probs, run.em.rewards, run.config.beta, n_points)
     lam = curves["lambda"][:, 0]  # (M,) weight on cluster 0's reward
     fig, ax = new_figure(1, width=5.0)
