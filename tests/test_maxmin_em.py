@@ -183,3 +183,85 @@ def test_bad_data_raises():
         fit_em(features, torch.tensor([0, 1]), torch.tensor([0, 9]), torch.tensor([2, 3]), n_users=2)
     with pytest.raises(TypeError, match="integer"):
         fit_em(features, torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), torch.tensor([2, 3]), n_users=2)
+
+
+# ----------------------------------------------------------------------------- bad input (clear errors)
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"n_iterations": 0}, "n_iterations"), ({"n_newton_steps": 0}, "n_newton_steps"), ({"seed": -1}, "seed"),
+    ({"l2": NAN}, "l2"), ({"l2": INF}, "l2"), ({"n_clusters": 1.5}, "n_clusters"), ({"n_init": True}, "n_init"),
+])
+def test_em_config_is_validated_when_built(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        EMConfig(**kwargs)
+
+
+def test_fit_em_rejects_non_finite_or_empty_features():
+    pairs = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3])
+    for bad in (torch.tensor([[NAN], [0.0], [1.0], [2.0]]), torch.tensor([[INF], [0.0], [1.0], [2.0]])):
+        with pytest.raises(ValueError, match="finite"):
+            fit_em(bad, *pairs, n_users=2)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_em(torch.zeros(4, 0), *pairs, n_users=2)
+    with pytest.raises(TypeError, match=r"\(K, d\)"):
+        fit_em(torch.zeros(4), *pairs, n_users=2)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_em(torch.zeros(4, 2), torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), n_users=2)
+    with pytest.raises(TypeError, match="EMConfig"):
+        fit_em(torch.zeros(4, 2), *pairs, n_users=2, config={"n_clusters": 2})
+
+
+def test_step_functions_reject_bad_tables():
+    from course_kit.preference.maxmin_em import pair_log_likelihood, responsibilities
+
+    chosen, rejected = torch.tensor([0, 1]), torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="finite"):
+        pair_log_likelihood(torch.tensor([[0.0, NAN, 1.0]]), chosen, rejected)
+    with pytest.raises(ValueError, match=r"\(C, K\)"):
+        pair_log_likelihood(torch.zeros(3), chosen, rejected)
+    with pytest.raises(ValueError, match="response indices"):
+        pair_log_likelihood(torch.zeros(1, 2), chosen, rejected)
+    with pytest.raises(TypeError, match="integer"):
+        user_log_likelihood(torch.zeros(1, 3), torch.tensor([0.0, 1.0]), chosen, rejected, n_users=2)
+    with pytest.raises(ValueError, match="user ids"):
+        user_log_likelihood(torch.zeros(1, 3), torch.tensor([0, 5]), chosen, rejected, n_users=2)
+    with pytest.raises(ValueError, match="NaN"):
+        e_step(torch.tensor([[NAN, -1.0]]))
+    with pytest.raises(ValueError, match=r"\(U, C\)"):
+        e_step(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"\(U, C\)"):
+        e_step(torch.zeros(0, 2))
+    with pytest.raises(TypeError, match="floating"):
+        e_step(torch.zeros(2, 2, dtype=torch.long))
+    assert torch.equal(e_step(torch.tensor([[-INF, -1.0]])), torch.tensor([1]))  # probability 0 is allowed
+    with pytest.raises(ValueError, match="log_eta"):
+        responsibilities(torch.zeros(2, 2), torch.zeros(3))
+    with pytest.raises(ValueError, match="log_eta"):
+        responsibilities(torch.zeros(2, 2), torch.tensor([NAN, 0.0]))
+
+
+def test_soft_e_step_and_mixture_likelihood_by_hand():
+    from course_kit.preference.maxmin_em import mixture_log_likelihood, pair_log_likelihood, responsibilities
+
+    rewards = torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # cluster 0 prefers y1, cluster 1 prefers y0
+    chosen, rejected = torch.tensor([1]), torch.tensor([0])
+    eta = torch.tensor([0.25, 0.75])
+    p0, p1 = torch.sigmoid(torch.tensor(1.0)), torch.sigmoid(torch.tensor(-1.0))
+    post = responsibilities(pair_log_likelihood(rewards, chosen, rejected), torch.log(eta))
+    assert torch.allclose(post[0], torch.stack([0.25 * p0, 0.75 * p1]) / (0.25 * p0 + 0.75 * p1), atol=1e-6)
+    assert mixture_log_likelihood(rewards, chosen, rejected, eta) == pytest.approx(float(torch.log(0.25 * p0 + 0.75 * p1)), abs=1e-6)
+    with pytest.raises(ValueError, match="probability vector"):
+        mixture_log_likelihood(rewards, chosen, rejected, torch.tensor([0.5, 0.6]))
+
+
+def test_fit_single_reward_rejects_bad_input():
+    with pytest.raises(ValueError, match="finite"):
+        fit_single_reward(torch.tensor([[NAN], [1.0]]), torch.tensor([0]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="l2"):
+        fit_single_reward(torch.tensor([[0.0], [1.0]]), torch.tensor([0]), torch.tensor([1]), l2=-1.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_single_reward(torch.tensor([[0.0], [1.0]]), torch.tensor([0]), torch.tensor([1, 0]))
+    with pytest.raises(TypeError, match="UserPopulation"):
+        fit_population_em({"features": None})

@@ -134,3 +134,39 @@ def test_bad_inputs_raise():
         centre_rewards(torch.tensor([[float("nan")] * 5]), ref)
     with pytest.raises(TypeError):
         expected_utility(ref, [[0.0] * 5])
+
+
+def test_bad_inputs_of_the_policy_entry_points():
+    from course_kit.rl.maxmin_policy import maxmin_policy_iteration, maxmin_value, mixture_policies, win_rate_vs_ref, worst_group
+    from course_kit.rl.ppo import PPOConfig
+
+    nan, inf = float("nan"), float("inf")
+    ref_logits, rewards = small_case()
+    ref = torch.softmax(ref_logits, 0)
+    for bad_beta in (nan, inf, -1.0, 0.0):
+        with pytest.raises(ValueError, match="beta"):
+            mixture_policies(ref, rewards, beta=bad_beta)
+        with pytest.raises(ValueError, match="beta"):
+            maxmin_value(ref, ref, rewards, beta=bad_beta)
+    with pytest.raises(ValueError, match="probability vector"):
+        expected_utility(torch.full((5,), nan), rewards)
+    with pytest.raises(ValueError, match="probability vector"):
+        centre_rewards(rewards, torch.ones(5))  # does not sum to 1
+    with pytest.raises(ValueError, match=r"shape \(K,\)"):
+        expected_utility(torch.zeros(0), rewards)
+    with pytest.raises(ValueError, match="same shape"):
+        win_rate_vs_ref(ref, torch.tensor([0.5, 0.5]), rewards)
+    with pytest.raises(ValueError, match="finite"):
+        maxmin_policy_iteration(torch.tensor([0.0, nan, 1.0, 0.0, 0.0]), rewards, PPOConfig(beta=1.0, n_iterations=2))
+    with pytest.raises(ValueError, match="finite"):
+        maxmin_policy_iteration(ref_logits, torch.full_like(rewards, inf), PPOConfig(beta=1.0, n_iterations=2))
+    with pytest.raises(ValueError, match="beta"):
+        maxmin_policy_iteration(ref_logits, rewards, PPOConfig(beta=nan, n_iterations=2))
+    with pytest.raises(TypeError, match="PPOConfig"):
+        maxmin_policy_iteration(ref_logits, rewards, {"beta": 1.0})
+    with pytest.raises(ValueError, match="K >= 2"):
+        maxmin_policy_iteration(torch.zeros(1), rewards[:, :1], PPOConfig(beta=1.0, n_iterations=2))
+    assert worst_group(torch.tensor([0.3, -0.2, -0.2])) == 1
+    for bad in (torch.tensor([]), torch.tensor([nan, 0.0]), torch.zeros(2, 2)):
+        with pytest.raises(ValueError, match="utilities"):
+            worst_group(bad)

@@ -106,3 +106,20 @@ def test_weights_of_wrong_shape_raise(world):
         sample_population(world, torch.zeros(2, 7), [3, 2], 4, g)
     with pytest.raises(ValueError, match="one entry per group"):
         sample_population(world, group_weights(world), [3, 2, 1], 4, g)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"ratio": float("nan")}, "ratio"), ({"ratio": float("inf")}, "ratio"), ({"labels_per_user": 0}, "labels_per_user"),
+    ({"seed": -1}, "seed"), ({"length_preference": float("nan")}, "length_preference"),
+    ({"content_scale": float("inf")}, "content_scale"), ({"n_minority_users": 0}, "n_minority_users"),
+])
+def test_population_config_is_validated_when_built(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        UserPopulationConfig(**kwargs)
+
+
+def test_non_finite_group_weights_raise(world):
+    weights = group_weights(world)
+    weights[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        sample_population(world, weights, [2, 2], 3, torch.Generator().manual_seed(0))

@@ -1,8 +1,10 @@
 """Lab 05 headline: one reward serves the majority; MaxMin-RLHF (EM + max-min PPO) serves both groups.
 
-Seed 001, "Pluralistic alignment", "Mixture of preference distributions", "Maximizing the minimum
-utility", Algorithms 1 and 2 (Chakraborty et al. 2024, "MaxMin-RLHF", arXiv:2402.08925). The
-pieces, each in its own module:
+Source: the EPFL EE-559 Deep Learning slides on RLHF and pluralistic alignment, sections "Pluralistic
+alignment", "Mixture of preference distributions", "Maximizing the minimum utility", "Algorithm 1
+MaxMin RLHF" and "Algorithm 2 Learning Rewards with EM Algorithm", after the paper "MaxMin-RLHF:
+Alignment with Diverse Human Preferences" (Chakraborty et al. 2024, arXiv:2402.08925). The pieces,
+each in its own module:
 
 1. ``user_population``: users in a majority (likes long answers) and a minority (likes short
    ones) label pairs of the ``preference_world`` responses by Bradley-Terry on their group's gold
@@ -20,11 +22,13 @@ reference policy", in units of the group's Bradley-Terry reward (two answers 1 a
 the group prefers the better one with odds e : 1). *Win rate* is P(y ~ pi beats y' ~ pi_ref) for a judge of
 that group (Bradley-Terry on the gold reward), 0.5 at pi = pi_ref: the measure the paper reports.
 
-``course-kit run maxmin --json`` prints ``headline()``; the notebook calls the same functions.
+``course-kit run maxmin --json`` prints ``headline()``; the notebook calls the same functions, and
+``course_kit.viz.maxmin`` draws them (this module imports no plotting library).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence
@@ -36,12 +40,18 @@ from course_kit.preference.maxmin_em import (
     EMResult,
     adjusted_rand_index,
     cluster_purity,
+    cluster_to_group,
+    linear_rewards,
+    pair_log_likelihood,
+    responsibilities,
+    user_log_likelihood,
     fit_population_em,
     fit_single_reward,
     fit_single_weights,
 )
 from course_kit.rl.maxmin_policy import (
     MaxMinResult,
+    check_beta,
     centre_rewards,
     closed_form_maxmin,
     expected_utility,
@@ -49,21 +59,32 @@ from course_kit.rl.maxmin_policy import (
     win_rate_vs_ref,
 )
 from course_kit.rl.ppo import PPOConfig, train_ppo_bandit
-from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world, total_variation
+from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_divergence, kl_regularized_optimum, make_world, total_variation
 from course_kit.runtime import progress, seed_everything, single_thread
 from course_kit.worlds.user_population import UserPopulation, UserPopulationConfig, make_population
 
 
-@dataclass
-class MaxMinLabConfig:
-    ratio: float = 10.0  # majority:minority users (the paper's headline is 10:1)
-    labels_per_user: int = 20  # pairs each user labels
-    n_minority_users: int = 10  # users in the minority group
-    beta: float = 1.0  # KL weight of every policy objective (single reward and max-min)
-    ppo_iterations: int = 100  # PPO iterations, for the single-reward policy and for Algorithm 1's T
-    ppo_lr: float = 0.05  # Adam learning rate of PPO on the policy logits
+@dataclass(frozen=True)
+class MaxMinLabConfig:  # frozen: hashable, so the explorer's results can be cached per config
+    ratio: float = 10.0  # majority:minority users, finite > 0 (the paper's headline is 10:1)
+    labels_per_user: int = 20  # pairs each user labels (>= 1)
+    n_minority_users: int = 10  # users in the minority group (>= 1)
+    beta: float = 1.0  # KL weight of every policy objective (single reward and max-min), finite > 0
+    n_iterations: int = 100  # PPO iterations (>= 1), for the single-reward policy and for Algorithm 1's T
+    lr: float = 0.05  # Adam learning rate of PPO on the policy logits, finite > 0
     em: EMConfig = field(default_factory=EMConfig)  # Algorithm 2 settings (2 clusters, k-means++ starts)
-    seed: int = 0  # seeds the population's labels, EM's starts and PPO's samples
+    seed: int = 0  # seeds the population's labels, EM's starts and PPO's samples (>= 0)
+
+    def __post_init__(self):
+        # the population's fields are checked by UserPopulationConfig, with the same names
+        UserPopulationConfig(ratio=self.ratio, n_minority_users=self.n_minority_users, labels_per_user=self.labels_per_user, seed=self.seed)
+        check_beta(self.beta)
+        if isinstance(self.n_iterations, bool) or not isinstance(self.n_iterations, int) or self.n_iterations < 1:
+            raise ValueError(f"n_iterations must be an integer >= 1, got {self.n_iterations!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.em, EMConfig):
+            raise TypeError(f"em must be an EMConfig, got {type(self.em).__name__}")
 
 
 @dataclass
@@ -95,7 +116,7 @@ def lab_population(config: MaxMinLabConfig) -> UserPopulation:
 
 def ppo_config(config: MaxMinLabConfig) -> PPOConfig:
     """The PPO settings shared by the single-reward policy and Algorithm 1."""
-    return PPOConfig(beta=config.beta, n_iterations=config.ppo_iterations, lr=config.ppo_lr, seed=config.seed)
+    return PPOConfig(beta=config.beta, n_iterations=config.n_iterations, lr=config.lr, seed=config.seed)
 
 
 def run_lab(config: MaxMinLabConfig = MaxMinLabConfig()) -> LabRun:
@@ -209,6 +230,100 @@ def em_degradation(
     return out
 
 
+# ----------------------------------------------------------------------------- why labels per user matter
+
+
+def pair_vs_user_evidence(run: LabRun) -> Dict[str, float]:
+    """How sure is the posterior over clusters from ONE label (the slides' per-pair mixture) vs from a user's labels?
+
+    With Algorithm 2's rewards and eta(u) = the clusters' shares of the labels, the soft E-step
+    (``responsibilities``) gives every pair, and every user, a posterior over clusters. Returns
+    the mean posterior of the *minority's* cluster for pairs labelled by majority / minority users,
+    and the same for users (all their labels together).
+    """
+    pop, em = run.population, run.em
+    C = em.rewards.shape[0]
+    group_of_cluster = cluster_to_group(em.assignment, pop.group_of_user, C)  # (C,)
+    minority_clusters = (group_of_cluster == 1).nonzero().flatten()
+    if minority_clusters.numel() == 0:
+        raise ValueError("no EM cluster is mostly minority users: nothing to measure")
+    minority = int(minority_clusters[0])
+    counts = torch.bincount(em.assignment[pop.user], minlength=C).float()  # (C,) labels per cluster
+    log_eta = torch.log(counts / counts.sum())  # (C,)
+    per_pair = responsibilities(pair_log_likelihood(em.rewards, pop.chosen, pop.rejected), log_eta)  # (N, C)
+    per_user = responsibilities(user_log_likelihood(em.rewards, pop.user, pop.chosen, pop.rejected, pop.n_users), log_eta)  # (U, C)
+    pair_group, user_group = pop.group_of_pair(), pop.group_of_user  # (N,), (U,)
+    return {
+        "eta_minority_cluster": float(counts[minority] / counts.sum()),
+        "pair_posterior_minority_given_majority_label": float(per_pair[pair_group == 0, minority].mean()),
+        "pair_posterior_minority_given_minority_label": float(per_pair[pair_group == 1, minority].mean()),
+        "user_posterior_minority_given_majority_user": float(per_user[user_group == 0, minority].mean()),
+        "user_posterior_minority_given_minority_user": float(per_user[user_group == 1, minority].mean()),
+    }
+
+
+# ----------------------------------------------------------------------------- why MaxMin beats the single reward at 1:1
+
+
+def pooled_fit_attenuation(labels_per_user: int = 20, seed: int = 0, beta: float = 1.0, many_labels_per_user: int = 2000) -> Dict[str, object]:
+    """At 1:1, why do both groups prefer the MaxMin policy to the single-reward one? Evidence, in one dict.
+
+    Both groups weigh content the same way and disagree on length. A single Bradley-Terry reward
+    fitted to the pooled labels is misspecified: the pooled label probability is the mixture
+    0.5 sigmoid(c + l) + 0.5 sigmoid(c - l), flatter than sigmoid(c), so the fit shrinks the
+    content weights both groups share (as label noise does in Lab 02). Returned: "content_true"
+    (the groups' shared content weights), the pooled fit's content weights with the lab's data,
+    with a 100x smaller ridge and with ``many_labels_per_user`` labels per user (so neither the ridge
+    nor sampling noise is the cause), the EM clusters' max-min mixture lambda . phi, each weight
+    vector's "shrink" (its content part projected on the truth, in units of the truth),
+    the policies' KL to pi_ref, and both groups' win rates for: the single reward, MaxMin (EM,
+    exact), and the single-reward policy with the *unshrunk* average reward eta . r* (what a
+    well-specified pooled reward would give).
+    """
+    config = MaxMinLabConfig(ratio=1.0, labels_per_user=labels_per_user, seed=seed, beta=beta)
+    pop = lab_population(config)
+    ref = pop.ref_probs  # (K,)
+    content_true = pop.group_weights[0, 1:]  # (d-1,) shared by both groups
+
+    def shrink(w: torch.Tensor) -> float:
+        return float((w[1:] @ content_true) / (content_true @ content_true))
+
+    single = fit_single_weights(pop.features, pop.chosen, pop.rejected)  # (d,)
+    single_small_ridge = fit_single_weights(pop.features, pop.chosen, pop.rejected, l2=0.001)  # (d,)
+    big = lab_population(replace(config, labels_per_user=many_labels_per_user))
+    single_many = fit_single_weights(big.features, big.chosen, big.rejected)  # (d,)
+    em = fit_population_em(pop, replace(config.em, seed=seed))
+    maxmin_policy, lam, _ = closed_form_maxmin(ref, em.rewards, beta)  # (K,), (C,)
+    maxmin_weights = lam @ em.weights  # (d,) the max-min policy is pi_ref exp(lambda . r / beta) / Z
+    eta = torch.tensor(pop.users_per_group(), dtype=torch.float32)
+    eta = eta / eta.sum()  # (G,)
+
+    def policy(weights: torch.Tensor) -> torch.Tensor:
+        return kl_regularized_optimum(ref, centre_rewards(linear_rewards(pop.features, weights[None]), ref)[0], beta)  # (K,)
+
+    policies = {
+        "single reward (lab data)": policy(single),
+        "single reward (100x labels)": policy(single_many),
+        "MaxMin (EM, exact)": maxmin_policy,
+        "single reward = eta . r* (unshrunk)": policy(eta @ pop.group_weights),
+    }
+    weights = {"single reward (lab data)": single, "single reward, ridge / 100": single_small_ridge,
+               "single reward (100x labels)": single_many, "MaxMin lambda . phi (EM)": maxmin_weights}
+    return {
+        "content_true": [round(float(v), 2) for v in content_true],
+        "weights": {k: [round(float(v), 2) for v in w] for k, w in weights.items()},
+        "shrink": {k: round(shrink(w), 2) for k, w in weights.items()},
+        "kl": {k: round(kl_divergence(p, ref), 3) for k, p in policies.items()},
+        "win_rate": {k: [round(float(v), 3) for v in win_rate_vs_ref(p, ref, pop.group_rewards)] for k, p in policies.items()},
+        "pairs": (pop.n_pairs, big.n_pairs),
+    }
+
+
+def ratio_table_over_seeds(ratio: float = 1.0, labels_per_user: int = 20, seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> List[Dict[str, float]]:
+    """``explore`` at one ratio for several seeds: how much of a single table row is sampling noise."""
+    return [dict(seed=seed, **explore(ratio, labels_per_user, seed)) for seed in seeds]
+
+
 # ----------------------------------------------------------------------------- headline
 
 
@@ -225,7 +340,7 @@ def headline(quick: bool = False, seed: int = 0) -> dict:
     - ``iterations``: how Algorithm 1 treated the worst-off cluster (``improvement_summary``);
     - ``em_degradation`` (full run only): mean ARI over 3 seeds vs labels per user, at 1:1 and 10:1.
     """
-    config = MaxMinLabConfig(seed=seed, ppo_iterations=40 if quick else 100)
+    config = MaxMinLabConfig(seed=seed, n_iterations=40 if quick else 100)
     run = run_lab(config)
     single = group_scores(run.single_ppo, run.population)
     maxmin = group_scores(run.maxmin.policy_probs, run.population)
@@ -258,119 +373,7 @@ def headline(quick: bool = False, seed: int = 0) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- figures
-
-
-def _cluster_colours(run: LabRun) -> List[str]:
-    """Colour of every EM cluster: the colour of the true group most of its users belong to."""
-    from course_kit.preference.maxmin_em import cluster_to_group
-    from course_kit.viz.style import MAJORITY, MINORITY, NEUTRAL
-
-    groups = cluster_to_group(run.em.assignment, run.population.group_of_user, run.em.rewards.shape[0])
-    return [(MAJORITY, MINORITY)[g] if 0 <= g < 2 else NEUTRAL for g in groups.tolist()]
-
-
-def plot_population(run: LabRun):
-    """Left: each group's gold reward and the single pooled reward vs length. Right: policies vs length."""
-    from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
-
-    fig, (ax, bx) = new_figure(2)
-    pop = run.population
-    length = pop.features[:, 0]  # (K,)
-    ax.scatter(length, pop.group_rewards[0], color=MAJORITY, s=18, label=f"{pop.group_names[0]} (gold)")
-    ax.scatter(length, pop.group_rewards[1], color=MINORITY, s=18, label=f"{pop.group_names[1]} (gold)")
-    ax.scatter(length, run.single_reward, color="k", marker="x", s=22, label="single reward (fitted)")
-    ax.axhline(0.0, color=NEUTRAL, lw=0.8)
-    ax.set_xlabel("response length feature")
-    ax.set_ylabel("reward (centred under pi_ref)")
-    ax.set_title("who likes what")
-    ax.legend()
-    for probs, colour, marker, name in (
-        (pop.ref_probs, NEUTRAL, "o", "pi_ref"),
-        (run.single_ppo, "k", "x", "single reward, PPO"),
-        (run.maxmin.policy_probs, ACCENT, "s", "MaxMin, PPO"),
-    ):
-        bx.scatter(length, probs, color=colour, marker=marker, s=20, alpha=0.8, label=name)
-    bx.set_xlabel("response length feature")
-    bx.set_ylabel("probability")
-    bx.set_title(f"policies (beta = {run.config.beta:g}), one point per response")
-    bx.legend()
-    return fig
-
-
-def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
-    """Purity and ARI of the EM clusters vs labels per user, one line per majority:minority ratio."""
-    from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
-
-    fig, (ax, bx) = new_figure(2)
-    colours = [ACCENT, MINORITY, MAJORITY, NEUTRAL]
-    for colour, (ratio, d) in zip(colours, sweep.items()):
-        ax.plot(d["labels_per_user"], d["purity"], "o-", color=colour, label=f"{ratio:g}:1")
-        ax.axhline(ratio / (ratio + 1.0), color=colour, ls=":", lw=1)
-        bx.plot(d["labels_per_user"], d["ari"], "o-", color=colour, label=f"{ratio:g}:1")
-    for axis, name in ((ax, "cluster purity (dotted: everyone in one cluster)"), (bx, "adjusted Rand index")):
-        axis.set_xscale("log")
-        axis.set_xlabel("labels per user")
-        axis.set_title(name)
-        axis.legend(title="majority:minority")
-    bx.axhline(0.0, color=NEUTRAL, lw=0.8)
-    return fig
-
-
-def plot_iterations(run: LabRun):
-    """Algorithm 1 over iterations. Left: every cluster's (learned) utility, and the exact max-min level.
-    Right: the true groups' gold utilities, next to the single-reward policy's."""
-    from course_kit.viz.style import MAJORITY, MINORITY, new_figure
-
-    fig, (ax, bx) = new_figure(2)
-    history = run.maxmin.history
-    utility = torch.tensor(history["utility"])  # (T+1, C)
-    steps = torch.arange(utility.shape[0])
-    exact = expected_utility(run.maxmin_exact, centre_rewards(run.em.rewards, run.population.ref_probs))  # (C,)
-    for c, colour in enumerate(_cluster_colours(run)):
-        ax.plot(steps, utility[:, c], color=colour, label=f"cluster {c}")
-        ax.axhline(float(exact[c]), color=colour, ls="--", lw=1)
-    worst = torch.tensor(history["worst"])  # (T,)
-    ax.scatter(steps[:-1], torch.full_like(steps[:-1], 0, dtype=torch.float32) - 0.05 * float(utility.max()),
-               c=[_cluster_colours(run)[w] for w in worst.tolist()], marker="|", s=30)
-    ax.set_xlabel("iteration t")
-    ax.set_ylabel("F_u(pi_t), learned reward")
-    ax.set_title("worst-off cluster trained (ticks); dashed: exact")
-    ax.legend()
-    gold = torch.tensor(history["gold_utility"])  # (T+1, G)
-    single = expected_utility(run.single_ppo, run.population.group_rewards)  # (G,)
-    for g, colour in enumerate((MAJORITY, MINORITY)):
-        name = run.population.group_names[g]
-        bx.plot(steps, gold[:, g], color=colour, label=f"{name}, MaxMin")
-        bx.axhline(float(single[g]), color=colour, ls=":", lw=1.5, label=f"{name}, single reward")
-    bx.set_xlabel("iteration t")
-    bx.set_ylabel("gold utility")
-    bx.set_title("true groups")
-    bx.legend(fontsize=8)
-    return fig
-
-
-def plot_mixtures(run: LabRun, n_points: int = 101):
-    """Every mixture policy pi_lambda (two clusters): the clusters' utilities, objective (1) and its dual vs lambda."""
-    from course_kit.rl.maxmin_policy import mixture_policies
-    from course_kit.viz.style import ACCENT, NEUTRAL, new_figure
-
-    curves = mixture_policies(run.population.ref_probs, run.em.rewards, run.config.beta, n_points)
-    lam = curves["lambda"][:, 0]  # (M,) weight on cluster 0's reward
-    fig, ax = new_figure(1, width=5.0)
-    for c, colour in enumerate(_cluster_colours(run)):
-        ax.plot(lam, curves["utility"][:, c], color=colour, label=f"F_{c}(pi_lambda)")
-    ax.plot(lam, curves["objective"], color=ACCENT, lw=2, label="min_u F_u - beta KL")
-    ax.plot(lam, curves["dual"], color=NEUTRAL, ls="--", label="dual: beta log E_ref exp(lambda.r/beta)")
-    ax.axvline(float(run.maxmin_lambda[0]), color="k", lw=0.8)
-    ax.set_xlabel("lambda_0 (weight on cluster 0's reward)")
-    ax.set_ylabel("utility (learned rewards)")
-    ax.set_title("mixtures of the rewards (vertical: the max-min lambda)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-# ----------------------------------------------------------------------------- widget
+# ----------------------------------------------------------------------------- explorer data
 
 
 def explore(ratio: float, labels_per_user: int, seed: int = 0, beta: float = 1.0) -> Dict[str, float]:
@@ -429,47 +432,8 @@ def ratio_table(ratios: Sequence[float] = (1.0, 2.0, 10.0), labels_per_user: int
     return "\n".join(lines)
 
 
-class MaxMinExplorer:
-    """Two sliders (majority:minority ratio, labels per user) redrawing EM's purity / ARI and the groups' utilities.
 
-    ``explorer.widget`` is what the notebook displays; ``explorer.ratio.value = 2.0`` (or
-    ``explorer.labels.value = 5``) recomputes ``explorer.last`` (the ``explore`` dict) and redraws.
-    """
 
-    def __init__(self, ratios: Sequence[float] = (1.0, 2.0, 5.0, 10.0), labels: Sequence[int] = (2, 5, 10, 20, 40),
-                 ratio: float = 10.0, labels_per_user: int = 20, seed: int = 0):
-        import ipywidgets as widgets
-
-        self.seed = seed
-        self.ratio = widgets.SelectionSlider(options=[(f"{r:g}:1", float(r)) for r in ratios], value=float(ratio), description="ratio")
-        self.labels = widgets.SelectionSlider(options=[int(n) for n in labels], value=int(labels_per_user), description="labels/user")
-        self.output = widgets.Output()
-        self.widget = widgets.VBox([widgets.HBox([self.ratio, self.labels]), self.output])
-        self.last: Dict[str, float] = {}
-        self.ratio.observe(self._on_change, names="value")
-        self.labels.observe(self._on_change, names="value")
-        self.update()
-
-    def _on_change(self, _change) -> None:
-        self.update()
-
-    def update(self) -> Dict[str, float]:
-        """Recompute for the sliders' current values and redraw the figure."""
-        import matplotlib.pyplot as plt
-
-        from course_kit.viz.style import MAJORITY, MINORITY, new_figure
-
-        self.last = explore(self.ratio.value, self.labels.value, self.seed)
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig, ax = new_figure(1, width=5.0, height=3.0)
-            x = torch.arange(2).float()
-            ax.bar(x - 0.2, [self.last["single_majority"], self.last["maxmin_majority"]], 0.4, color=MAJORITY, label="majority")
-            ax.bar(x + 0.2, [self.last["single_minority"], self.last["maxmin_minority"]], 0.4, color=MINORITY, label="minority")
-            ax.axhline(0.0, color="k", lw=0.8)
-            ax.set_xticks([0, 1], ["single reward", "MaxMin (EM)"])
-            ax.set_ylabel("utility (gold reward gain over pi_ref)")
-            ax.set_title(f"{self.ratio.label}, {self.labels.value} labels/user: purity {self.last['purity']:.2f}, ARI {self.last['ari']:.2f}")
-            ax.legend()
-            plt.show()
-        return self.last
+def explore_grid(ratios: Sequence[float], labels: Sequence[int], seed: int = 0, beta: float = 1.0) -> Dict[tuple, Dict[str, float]]:
+    """``explore`` for every (ratio, labels per user) pair: what the explorer's sliders can reach."""
+    return {(float(r), int(n)): explore(r, n, seed, beta) for r in ratios for n in labels}

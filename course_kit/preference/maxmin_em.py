@@ -1,20 +1,29 @@
 """One Bradley-Terry reward per cluster of users, learned by hard EM (MaxMin-RLHF, Algorithm 2).
 
-Seed 001, "Mixture of preference distributions" and "Algorithm 2: Learning Rewards with EM
-Algorithm" (Chakraborty et al. 2024, "MaxMin-RLHF", arXiv:2402.08925); used by Lab 05.
+Source: the EPFL EE-559 Deep Learning slides on RLHF and pluralistic alignment, sections "Mixture of
+preference distributions" and "Algorithm 2 Learning Rewards with EM Algorithm", after the paper
+"MaxMin-RLHF: Alignment with Diverse Human Preferences" (Chakraborty et al. 2024, arXiv:2402.08925).
+Used by Lab 05.
 
 The pooled preferences are a mixture p(z) = sum_u eta(u) p_{phi_u}(z) of Bradley-Terry models,
-one per user sub-population. We do not know which user belongs to which sub-population, but we
-know which user gave which label, so Algorithm 2 alternates, for |U| clusters:
+one per user sub-population. The slides' "Mixture of preference distributions" writes its *soft*
+log-likelihood pair by pair,
+
+    L(phi) = sum_{z in D} log sum_u eta(u) sigmoid(r_{phi_u}(y_w) - r_{phi_u}(y_l))       (soft, per pair)
+
+(``mixture_log_likelihood``; its E-step would give every *pair* responsibilities, ``responsibilities``).
+Algorithm 2 instead knows which user gave which label and assigns whole *users*, hard:
 
 - E-step (hard cluster assignment): put user h in the cluster whose reward explains all of h's
   labels best,
       u(h) = argmax_u prod_{(y_1 > y_2) labelled by h} sigmoid(r_{phi_u}(y_1) - r_{phi_u}(y_2)),
   computed as a sum of log-sigmoids (``user_log_likelihood``, ``e_step``);
 - M-step: refit every phi_u by minimising the Bradley-Terry negative log-likelihood
-  (``reward.bradley_terry_loss``) on the labels of the users assigned to u (``m_step``);
+  (``bradley_terry.bradley_terry_loss``) on the labels of the users assigned to u (``m_step``);
 
-until the assignment stops changing. The reward models are ``reward.RewardModel``'s linear form
+until the assignment stops changing. One label says little about its labeller's group; a user's
+L labels multiply, so the per-user evidence grows with L: why Lab 05 measures EM against labels
+per user. The reward models are ``bradley_terry.RewardModel``'s linear form
 r_phi(y) = phi . features(y) (exact for the linear group rewards of ``user_population``), fitted
 to optimality by Newton's method with a small ridge ``l2`` (a user with 2 labels is otherwise
 separable and its weights run off to infinity). With the ridge, both steps lower the same objective
@@ -33,10 +42,14 @@ starts from a random assignment instead. ``n_init`` restarts keep the run with t
 
 Scores against the true groups (which EM never sees): ``cluster_purity`` and
 ``adjusted_rand_index`` (checked against scikit-learn's ``adjusted_rand_score`` in the tests).
+
+Note: ``fit_linear_rewards`` is a Newton Bradley-Terry fitter (one ridge-logistic problem per
+owner); its loss is ``bradley_terry.bradley_terry_loss``, the course's one BT loss.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional
 
@@ -44,16 +57,34 @@ import torch
 
 from course_kit.preference.bradley_terry import bradley_terry_loss
 
+INITS = ("kmeans++", "random")  # the allowed values of EMConfig.init
+
+
+def _int_at_least(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
 
 @dataclass(frozen=True)
 class EMConfig:  # frozen: hashable, so results can be cached per config
-    n_clusters: int = 2  # |U|: number of user sub-populations to find
-    max_iterations: int = 50  # EM rounds at most (it usually stops after a few)
-    l2: float = 0.1  # ridge on each reward's weights, (l2 / 2) ||phi_u||^2 added to the summed NLL
+    n_clusters: int = 2  # |U|: number of user sub-populations to find (>= 1)
+    n_iterations: int = 50  # EM rounds at most (>= 1; it usually stops after a few)
+    l2: float = 0.1  # ridge on each reward's weights, (l2 / 2) ||phi_u||^2 added to the summed NLL (finite, > 0)
     init: Literal["kmeans++", "random"] = "kmeans++"  # how the first rewards / assignment are drawn
-    n_init: int = 3  # independent starts; the one with the lowest objective J is kept
-    seed: int = 0  # seeds the initialisation
-    newton_iterations: int = 50  # Newton iterations at most per M-step fit (it converges in ~5-10)
+    n_init: int = 3  # independent starts (>= 1); the one with the lowest objective J is kept
+    seed: int = 0  # seeds the initialisation (>= 0)
+    n_newton_steps: int = 50  # Newton steps at most per M-step fit (>= 1; it converges in ~5-10)
+
+    def __post_init__(self):
+        _int_at_least("n_clusters", self.n_clusters, 1)
+        _int_at_least("n_iterations", self.n_iterations, 1)
+        _int_at_least("n_init", self.n_init, 1)
+        _int_at_least("seed", self.seed, 0)
+        _int_at_least("n_newton_steps", self.n_newton_steps, 1)
+        if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not (math.isfinite(self.l2) and self.l2 > 0):
+            raise ValueError(f"l2 must be a finite number > 0 (a user with few labels is separable without it), got {self.l2!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
 
 @dataclass
@@ -62,11 +93,35 @@ class EMResult:
     weights: torch.Tensor  # (C, d) phi_u of every cluster's linear reward
     rewards: torch.Tensor  # (C, K) r_{phi_u}(y) of every cluster on every response
     n_iterations: int  # EM rounds run (E-steps after the initial fit)
-    converged: bool  # True if the assignment stopped changing before max_iterations
+    converged: bool  # True if the assignment stopped changing within config.n_iterations
     history: Dict[str, List[float]] = field(default_factory=dict)  # "objective" J after each M-step, "n_changed" users moved per E-step
 
 
 # ----------------------------------------------------------------------------- the two steps
+
+
+def check_rewards_table(rewards: torch.Tensor, name: str = "rewards") -> torch.Tensor:
+    """``rewards`` as a finite float (C, K) tensor, or a ValueError/TypeError saying what is wrong."""
+    if not isinstance(rewards, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (C, K), got {type(rewards).__name__}")
+    if rewards.dim() != 2 or rewards.shape[0] < 1 or rewards.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (C, K) with C, K >= 1 (one row per cluster), got {tuple(rewards.shape)}")
+    if not rewards.dtype.is_floating_point:
+        rewards = rewards.float()
+    if not bool(torch.isfinite(rewards).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return rewards
+
+
+def check_pair_indices(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int) -> None:
+    """chosen / rejected: non-empty 1-D integer tensors of the same length, with indices in [0, K)."""
+    for name, x in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 1 or x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise TypeError(f"{name} must be a 1-D integer tensor (one entry per labelled pair), got {getattr(x, 'dtype', type(x).__name__)}")
+    if chosen.shape != rejected.shape or chosen.numel() == 0:
+        raise ValueError(f"chosen and rejected must be non-empty and the same length, got {chosen.shape[0]} and {rejected.shape[0]}")
+    if bool((chosen < 0).any() | (chosen >= n_responses).any() | (rejected < 0).any() | (rejected >= n_responses).any()):
+        raise ValueError(f"chosen and rejected must be response indices in [0, {n_responses - 1}]")
 
 
 def linear_rewards(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -74,17 +129,64 @@ def linear_rewards(features: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     return weights.to(features.dtype) @ features.T  # (C, K)
 
 
+def pair_log_likelihood(rewards: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """log sigmoid(r_u(y_c) - r_u(y_r)) of every pair under every cluster: rewards (C, K) -> (N, C)."""
+    rewards = check_rewards_table(rewards)
+    check_pair_indices(chosen, rejected, rewards.shape[1])
+    margins = (rewards[:, chosen] - rewards[:, rejected]).T  # (N, C)
+    return torch.nn.functional.logsigmoid(margins)  # (N, C)
+
+
 def user_log_likelihood(rewards: torch.Tensor, user: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, n_users: int) -> torch.Tensor:
     """log prod_{pairs of h} sigmoid(r_u(y_c) - r_u(y_r)) for every user h and cluster u: rewards (C, K) -> (U, C)."""
-    margins = (rewards[:, chosen] - rewards[:, rejected]).T  # (N, C)
-    log_lik = torch.nn.functional.logsigmoid(margins)  # (N, C)
-    out = torch.zeros(n_users, rewards.shape[0], dtype=log_lik.dtype, device=log_lik.device)  # (U, C)
-    return out.index_add_(0, user, log_lik)  # (U, C)
+    log_lik = pair_log_likelihood(rewards, chosen, rejected)  # (N, C)
+    _int_at_least("n_users", n_users, 1)
+    if not isinstance(user, torch.Tensor) or user.shape != chosen.shape or user.dtype.is_floating_point or user.dtype == torch.bool:
+        raise TypeError(f"user must be a 1-D integer tensor with one entry per pair ({chosen.shape[0]}), got {getattr(user, 'shape', type(user).__name__)}")
+    if bool((user < 0).any() | (user >= n_users).any()):
+        raise ValueError(f"user ids must be in [0, {n_users - 1}]")
+    out = torch.zeros(n_users, log_lik.shape[1], dtype=log_lik.dtype, device=log_lik.device)  # (U, C)
+    return out.index_add_(0, user.long(), log_lik)  # (U, C)
+
+
+def check_log_likelihood(log_likelihood: torch.Tensor) -> torch.Tensor:
+    """A (U, C) float table of log-likelihoods: no NaN, no +inf (-inf is allowed: probability 0)."""
+    if not isinstance(log_likelihood, torch.Tensor):
+        raise TypeError(f"log_likelihood must be a torch.Tensor of shape (U, C), got {type(log_likelihood).__name__}")
+    if log_likelihood.dim() != 2 or log_likelihood.shape[0] < 1 or log_likelihood.shape[1] < 1:
+        raise ValueError(f"log_likelihood must have shape (U, C) with U, C >= 1 (one row per user), got {tuple(log_likelihood.shape)}")
+    if not log_likelihood.dtype.is_floating_point:
+        raise TypeError(f"log_likelihood must be a floating-point tensor, got {log_likelihood.dtype}")
+    if bool(torch.isnan(log_likelihood).any() | (log_likelihood == float("inf")).any()):
+        raise ValueError("log_likelihood must not contain NaN or +inf (a log-probability is <= 0)")
+    return log_likelihood
 
 
 def e_step(log_likelihood: torch.Tensor) -> torch.Tensor:
-    """Hard assignment: each user to the cluster with the highest log-likelihood (ties: lowest index); (U, C) -> (U,)."""
-    return torch.argmax(log_likelihood, dim=1)  # (U,) torch.argmax returns the first maximum
+    """Hard assignment: each user to the cluster with the highest log-likelihood (ties: lowest index); (U, C) -> (U,) int64."""
+    return torch.argmax(check_log_likelihood(log_likelihood), dim=1)  # (U,) torch.argmax returns the first maximum
+
+
+def responsibilities(log_likelihood: torch.Tensor, log_eta: torch.Tensor) -> torch.Tensor:
+    """Soft E-step: P(cluster u | data of row h) = eta(u) L_u(h) / sum_v eta(v) L_v(h); (U, C), (C,) -> (U, C).
+
+    A row is a user (``user_log_likelihood``) or a single pair (``pair_log_likelihood``: the
+    slides' per-pair mixture); log_eta are the log mixture weights log eta(u). Rows sum to 1.
+    """
+    log_likelihood = check_log_likelihood(log_likelihood)
+    if not isinstance(log_eta, torch.Tensor) or log_eta.shape != (log_likelihood.shape[1],):
+        raise ValueError(f"log_eta must be a (C,) tensor with C = {log_likelihood.shape[1]}, got {getattr(log_eta, 'shape', type(log_eta).__name__)}")
+    if bool(torch.isnan(log_eta).any()) or not bool((log_eta < float("inf")).all()):
+        raise ValueError("log_eta must be log-probabilities (no NaN or +inf)")
+    return torch.softmax(log_likelihood + log_eta.to(log_likelihood.dtype)[None], dim=1)  # (U, C)
+
+
+def mixture_log_likelihood(rewards: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, eta: torch.Tensor) -> float:
+    """The slides' soft L(phi) = sum_z log sum_u eta(u) sigmoid(r_u(y_w) - r_u(y_l)), pair by pair; rewards (C, K)."""
+    log_lik = pair_log_likelihood(rewards, chosen, rejected)  # (N, C)
+    if not isinstance(eta, torch.Tensor) or eta.shape != (log_lik.shape[1],) or bool((eta < 0).any()) or abs(float(eta.sum()) - 1.0) > 1e-4:
+        raise ValueError(f"eta must be a (C,) probability vector with C = {log_lik.shape[1]}, got {eta!r}")
+    return float(torch.logsumexp(log_lik + torch.log(eta.to(log_lik.dtype))[None], dim=1).sum())
 
 
 def fit_linear_rewards(
@@ -175,6 +277,10 @@ def em_objective(
 def _check_data(features: torch.Tensor, user: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, n_users: int) -> None:
     if not isinstance(features, torch.Tensor) or features.dim() != 2:
         raise TypeError(f"features must be a (K, d) tensor, got {getattr(features, 'shape', type(features).__name__)}")
+    if features.numel() == 0:
+        raise ValueError(f"features must be non-empty (K responses, d features), got shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features must be finite (no NaN or inf)")
     for name, x in (("user", user), ("chosen", chosen), ("rejected", rejected)):
         if not isinstance(x, torch.Tensor) or x.dim() != 1 or x.dtype.is_floating_point or x.dtype == torch.bool:
             raise TypeError(f"{name} must be a 1-D integer tensor (one entry per labelled pair)")
@@ -230,8 +336,8 @@ def _em_once(features, user, chosen, rejected, n_users, labels_per_user, per_use
         weights = None
     converged = False
     n_iterations = 0
-    for _ in range(config.max_iterations):
-        weights = m_step(features, user, chosen, rejected, assignment, C, config.l2, weights, config.newton_iterations)  # (C, d)
+    for _ in range(config.n_iterations):
+        weights = m_step(features, user, chosen, rejected, assignment, C, config.l2, weights, config.n_newton_steps)  # (C, d)
         history["objective"].append(em_objective(features, user, chosen, rejected, assignment, weights, config.l2))
         log_lik = user_log_likelihood(linear_rewards(features, weights), user, chosen, rejected, n_users)  # (U, C)
         new_assignment = _fill_empty_clusters(e_step(log_lik), log_lik, labels_per_user, C)  # (U,)
@@ -260,24 +366,18 @@ def fit_em(
     objective J among ``config.n_init`` seeded starts.
     """
     _check_data(features, user, chosen, rejected, n_users)
+    if not isinstance(config, EMConfig):
+        raise TypeError(f"config must be an EMConfig, got {type(config).__name__}")
     C = config.n_clusters
-    if isinstance(C, bool) or not isinstance(C, int) or C < 1:
-        raise ValueError(f"n_clusters must be an integer >= 1, got {C!r}")
     if C > n_users:
         raise ValueError(f"n_clusters ({C}) must be at most the number of users ({n_users}): every cluster needs a user")
-    if config.init not in ("kmeans++", "random"):
-        raise ValueError(f"init must be 'kmeans++' or 'random', got {config.init!r}")
-    if not config.l2 > 0:
-        raise ValueError(f"l2 must be > 0 (a user with few labels is separable without it), got {config.l2}")
-    if config.max_iterations < 1 or config.n_init < 1:
-        raise ValueError(f"max_iterations and n_init must be >= 1, got {config.max_iterations} and {config.n_init}")
     user, chosen, rejected = user.long(), chosen.long(), rejected.long()
     features = features.float()
     labels_per_user = torch.bincount(user, minlength=n_users).float()  # (U,)
     g = torch.Generator().manual_seed(config.seed)
     per_user = None
     if config.init == "kmeans++":  # one small reward per user, shared by all starts
-        per_user = fit_linear_rewards(features, chosen, rejected, user, n_users, config.l2, max_iter=config.newton_iterations)  # (U, d)
+        per_user = fit_linear_rewards(features, chosen, rejected, user, n_users, config.l2, max_iter=config.n_newton_steps)  # (U, d)
     best: Optional[EMResult] = None
     for _ in range(config.n_init):
         run = _em_once(features, user, chosen, rejected, n_users, labels_per_user, per_user, config, g)
@@ -288,11 +388,21 @@ def fit_em(
 
 def fit_population_em(population, config: EMConfig = EMConfig()) -> EMResult:
     """``fit_em`` on a ``user_population.UserPopulation`` (its true groups are not used)."""
+    for name in ("features", "user", "chosen", "rejected", "n_users"):
+        if not hasattr(population, name):
+            raise TypeError(f"population must be a user_population.UserPopulation (no attribute {name!r}), got {type(population).__name__}")
     return fit_em(population.features, population.user, population.chosen, population.rejected, population.n_users, config)
 
 
 def fit_single_weights(features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, l2: float = 0.1) -> torch.Tensor:
     """The usual RLHF reward model: one Bradley-Terry fit to everybody's pooled labels; returns its weights (d,)."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.numel() == 0:
+        raise ValueError(f"features must be a non-empty (K, d) tensor, got {getattr(features, 'shape', type(features).__name__)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features must be finite (no NaN or inf)")
+    check_pair_indices(chosen, rejected, features.shape[0])
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (math.isfinite(l2) and l2 > 0):
+        raise ValueError(f"l2 must be a finite number > 0, got {l2!r}")
     owner = torch.zeros_like(chosen, dtype=torch.long)  # (N,) everyone in one cluster
     return fit_linear_rewards(features.float(), chosen.long(), rejected.long(), owner, 1, l2)[0]  # (d,)
 

@@ -1,14 +1,15 @@
 """Max-min policy iteration: PPO on the worst-off cluster's reward (MaxMin-RLHF, Algorithm 1).
 
-Seed 001, "Maximizing the minimum utility" and "Algorithm 1: MaxMin RLHF" (Chakraborty et al.
-2024, "MaxMin-RLHF", arXiv:2402.08925); used by Lab 05. With one learned reward r_u per user
+Source: the EPFL EE-559 Deep Learning slides on RLHF and pluralistic alignment, sections
+"Maximizing the minimum utility" and "Algorithm 1 MaxMin RLHF", after the paper "MaxMin-RLHF:
+Alignment with Diverse Human Preferences" (Chakraborty et al. 2024, arXiv:2402.08925); used by Lab 05. With one learned reward r_u per user
 cluster (``maxmin_em``), the alignment objective is Sen's egalitarian rule
 
     max_pi  min_u F_u(pi) - beta KL(pi || pi_ref),      F_u(pi) = E_{y ~ pi}[r_u(y)]        (1)
 
 and Algorithm 1 climbs it one cluster at a time: at iteration t,
 
-    u_min <- argmin_u F_u(pi_t)                                   (line 6: the worst-off cluster)
+    u_min <- argmin_u F_u(pi_t)                 (line 6: the worst-off cluster, ``worst_group``)
     pi_{t+1} <- PPO-update( F_{u_min}(pi_t) - beta KL(pi_t || pi_ref) )     (line 9)
 
 ``maxmin_policy_iteration`` is exactly that loop, one PPO iteration of ``ppo.BanditPPO`` (clipped
@@ -34,13 +35,14 @@ groups' *gold* rewards, never with the learned ones.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from course_kit.rl.ppo import BanditPPO, PPOConfig
-from course_kit.worlds.preference_world import kl_divergence, kl_regularized_optimum
+from course_kit.worlds.preference_world import kl_divergence
 from course_kit.runtime import progress
 
 
@@ -59,14 +61,47 @@ def _check_rewards(rewards: torch.Tensor, n_responses: int) -> torch.Tensor:
     return rewards.float()
 
 
+def check_probs(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
+    """A policy over K responses: a non-empty 1-D finite tensor, >= 0, summing to 1 (within 1e-4)."""
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (K,), got {type(probs).__name__}")
+    if probs.dim() != 1 or probs.numel() == 0:
+        raise ValueError(f"{name} must have shape (K,) with K >= 1, got {tuple(probs.shape)}")
+    if not probs.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got {probs.dtype}")
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()) or abs(float(probs.sum()) - 1.0) > 1e-4:
+        raise ValueError(f"{name} must be a probability vector (finite, >= 0, summing to 1)")
+    return probs
+
+
+def check_beta(beta: float) -> float:
+    """The KL weight of objective (1): a finite number > 0."""
+    if isinstance(beta, torch.Tensor) and beta.numel() == 1:
+        beta = float(beta)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0 (with beta = 0 the max-min policy is not unique), got {beta!r}")
+    return float(beta)
+
+
+def worst_group(utilities: torch.Tensor) -> int:
+    """Line 6 of Algorithm 1: the index of the cluster with the lowest utility (ties: the lowest index); (C,) -> int."""
+    if not isinstance(utilities, torch.Tensor) or utilities.dim() != 1 or utilities.numel() == 0:
+        raise ValueError(f"utilities must be a non-empty (C,) tensor, got {getattr(utilities, 'shape', type(utilities).__name__)}")
+    if not bool(torch.isfinite(utilities).all()):
+        raise ValueError("utilities must be finite (no NaN or inf)")
+    return int(torch.argmin(utilities))  # torch.argmin returns the first minimum
+
+
 def centre_rewards(rewards: torch.Tensor, ref_probs: torch.Tensor) -> torch.Tensor:
     """r_u - E_{pi_ref}[r_u] for every row: rewards (C, K) -> (C, K); F_u(pi_ref) becomes 0 for every u."""
+    ref_probs = check_probs(ref_probs, "ref_probs")
     rewards = _check_rewards(rewards, ref_probs.shape[0])
     return rewards - (rewards @ ref_probs.float())[:, None]  # (C, K)
 
 
 def expected_utility(probs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
     """F_u(pi) = E_{y ~ pi}[r_u(y)] for every row u: probs (K,), rewards (C, K) -> (C,)."""
+    probs = check_probs(probs)
     rewards = _check_rewards(rewards, probs.shape[0])
     return rewards @ probs.float()  # (C,)
 
@@ -77,6 +112,9 @@ def win_rate_vs_ref(probs: torch.Tensor, ref_probs: torch.Tensor, rewards: torch
     = sum_{y, y'} pi(y) pi_ref(y') sigmoid(r_u(y) - r_u(y')): the exact version of the paper's
     win rate against the reference model (ties y = y' count one half). 0.5 at pi = pi_ref.
     """
+    probs, ref_probs = check_probs(probs), check_probs(ref_probs, "ref_probs")
+    if probs.shape != ref_probs.shape:
+        raise ValueError(f"probs and ref_probs must have the same shape, got {tuple(probs.shape)} and {tuple(ref_probs.shape)}")
     rewards = _check_rewards(rewards, probs.shape[0])
     p_win = torch.sigmoid(rewards[:, :, None] - rewards[:, None, :])  # (C, K, K) P(y beats y')
     return torch.einsum("i,cij,j->c", probs.float(), p_win, ref_probs.float())  # (C,)
@@ -84,7 +122,8 @@ def win_rate_vs_ref(probs: torch.Tensor, ref_probs: torch.Tensor, rewards: torch
 
 def maxmin_value(probs: torch.Tensor, ref_probs: torch.Tensor, rewards: torch.Tensor, beta: float) -> float:
     """Objective (1): min_u E_pi[r_u] - beta KL(pi || pi_ref)."""
-    return float(expected_utility(probs, rewards).min()) - beta * kl_divergence(probs, ref_probs)
+    beta = check_beta(beta)
+    return float(expected_utility(probs, rewards).min()) - beta * kl_divergence(probs, check_probs(ref_probs, "ref_probs"))
 
 
 # ----------------------------------------------------------------------------- exact check
@@ -109,8 +148,7 @@ def mixture_policies(ref_probs: torch.Tensor, rewards: torch.Tensor, beta: float
     The dual is convex in lambda, its gradient is the utility vector, and its minimum equals the
     maximum of (1) (strong duality): the lab plots all of them against lambda.
     """
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0 (with beta = 0 the max-min policy is not unique), got {beta}")
+    beta = check_beta(beta)
     rewards = centre_rewards(rewards, ref_probs)  # (C, K)
     grid = simplex_grid(rewards.shape[0], n_points)  # (M, C)
     log_ref = torch.log(ref_probs.float())  # (K,)
@@ -194,6 +232,13 @@ def maxmin_policy_iteration(
     recorded (never used to choose); init_logits: pi_0 (default pi_ref).
     """
     config = config or PPOConfig(beta=1.0, n_iterations=100, lr=0.05)
+    if not isinstance(config, PPOConfig):
+        raise TypeError(f"config must be a ppo.PPOConfig, got {type(config).__name__}")
+    check_beta(config.beta)
+    if not isinstance(ref_logits, torch.Tensor) or ref_logits.dim() != 1 or ref_logits.numel() < 2:
+        raise ValueError(f"ref_logits must be a (K,) tensor with K >= 2, got {getattr(ref_logits, 'shape', type(ref_logits).__name__)}")
+    if not bool(torch.isfinite(ref_logits).all()):
+        raise ValueError("ref_logits must be finite (no NaN or inf)")
     ref_probs = torch.softmax(ref_logits.float(), dim=-1)  # (K,)
     rewards = centre_rewards(cluster_rewards, ref_probs)  # (C, K)
     gold = None if group_rewards is None else _check_rewards(group_rewards, ref_probs.shape[0])
@@ -211,7 +256,7 @@ def maxmin_policy_iteration(
 
     utility = record(trainer.probs())
     for _ in progress(range(config.n_iterations), desc="MaxMin PPO"):
-        worst = int(torch.argmin(utility))  # line 6: u_min = argmin_u F_u(pi_t)
+        worst = worst_group(utility)  # line 6: u_min = argmin_u F_u(pi_t)
         trainer.step(rewards[worst])  # line 9: one PPO update on F_{u_min} - beta KL
         new_utility = record(trainer.probs())
         history["worst"].append(worst)

@@ -1,8 +1,9 @@
 """A population of users in sub-populations that disagree: the data behind MaxMin-RLHF (Lab 05).
 
-Seed 001, "Pluralistic alignment" / "Majority vs minority user groups" / "Mixture of preference
-distributions" (Chakraborty et al. 2024, "MaxMin-RLHF: Alignment with Diverse Human
-Preferences", arXiv:2402.08925). The humans H are a union of sub-populations
+Source: the EPFL EE-559 Deep Learning slides on RLHF and pluralistic alignment, sections
+"Pluralistic alignment", "Majority vs minority user groups" and "Mixture of preference
+distributions", after the paper "MaxMin-RLHF: Alignment with Diverse Human Preferences"
+(Chakraborty et al. 2024, arXiv:2402.08925). The humans H are a union of sub-populations
 H = H_1 u ... u H_|U|; every human h in H_u labels pairs by Bradley-Terry on the group's reward:
 
     P_u(y_1 > y_2) = exp r*_u(y_1) / (exp r*_u(y_1) + exp r*_u(y_2))                       (1)
@@ -29,6 +30,7 @@ The majority:minority ratio is configurable (the paper's 1:1, 2:1 and 10:1); eve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -41,12 +43,23 @@ GROUP_NAMES: Tuple[str, str] = ("majority", "minority")
 
 @dataclass
 class UserPopulationConfig:
-    ratio: float = 10.0  # majority users per minority user (the paper compares 1:1, 2:1 and 10:1)
-    n_minority_users: int = 10  # users in the minority group; the majority has round(ratio * this)
-    labels_per_user: int = 20  # preference pairs each user labels
-    length_preference: float = 3.0  # weight on the length feature: +this for the majority, -this for the minority
-    content_scale: float = 1.0  # both groups weigh the world's content features by its content weights times this
-    seed: int = 0  # seeds the pairs and their labels
+    ratio: float = 10.0  # majority users per minority user, finite > 0 (the paper compares 1:1, 2:1 and 10:1)
+    n_minority_users: int = 10  # users in the minority group (>= 1); the majority has round(ratio * this)
+    labels_per_user: int = 20  # preference pairs each user labels (>= 1)
+    length_preference: float = 3.0  # weight on the length feature: +this for the majority, -this for the minority (finite)
+    content_scale: float = 1.0  # both groups weigh the world's content features by its content weights times this (finite)
+    seed: int = 0  # seeds the pairs and their labels (>= 0)
+
+    def __post_init__(self):
+        users_per_group_for_ratio(self.ratio, self.n_minority_users)  # checks ratio and n_minority_users
+        for name in ("labels_per_user", "seed"):
+            value, minimum = getattr(self, name), (1 if name == "labels_per_user" else 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("length_preference", "content_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
 @dataclass
@@ -108,6 +121,8 @@ def sample_population(
     if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
         raise TypeError(f"weights must be a (G, d) tensor, one row per group, got {getattr(weights, 'shape', type(weights).__name__)}")
     G, d = weights.shape
+    if not bool(torch.isfinite(weights).all()):
+        raise ValueError("weights must be finite (no NaN or inf)")
     if d != world.features.shape[1]:
         raise ValueError(f"weights must have d = {world.features.shape[1]} columns (one per world feature), got {d}")
     sizes = list(users_per_group)
