@@ -1,20 +1,18 @@
 """Diffusion: classifier-free guidance, the toy portrait model, DDPO and its full-scale Stable Diffusion path.
 
-Modules (each names the equation and source it implements):
+- ``cfg_denoiser``: A learned counterpart of Lab 01's exact world: a small conditional denoiser trained with CFG dropout.
+- ``cfg_guidance``: Classifier-free guidance and the stereotype amplification it causes (Lab 01).
+- ``ddpo``: DDPO: Denoising Diffusion Policy Optimization, the fine-tuning method of Lab 06.
+- ``ddpo_distributed``: Multi-process DDPO with accelerate: the data-parallel run of Lab 06's full-scale path.
+- ``full_scale``: One switch between Lab 06's two scales: the offline toy and the seed paper's full setup.
+- ``hf_gender_classifier``: The seed paper's gender classifier through a transformers pipeline: the full-scale reward model of Lab 06.
+- ``portrait_classifier``: The reward model of Lab 06: a small CNN that reads perceived presentation from a portrait.
+- ``portrait_diffusion``: A small prompt-conditional latent diffusion model of the portrait world (Lab 06, toy scale).
+- ``sd_policy``: Stable Diffusion as a DDPO policy with LoRA: the full-scale model of Lab 06.
+- ``truly_ppo``: Truly PPO (TR-PPO-RB): a KL-triggered trust region with rollback, for DDPO in Lab 06.
 
-- ``cfg_guidance``: Lab 01.
-- ``cfg_denoiser``: Lab 01.
-- ``portrait_diffusion``: Lab 06.
-- ``portrait_classifier``: Lab 06.
-- ``ddpo``: Lab 06.
-- ``truly_ppo``: Lab 06.
-- ``sd_policy``: Lab 06 (full scale).
-- ``hf_gender_classifier``: Lab 06 (full scale).
-- ``ddpo_distributed``: Lab 06 (full scale).
-- ``full_scale``: Lab 06.
-
-Names are re-exported lazily (``from course_kit.diffusion import X`` imports only the module
-that defines ``X``), so a light lab does not pay for a heavy neighbour.
+Names are re-exported lazily: ``from course_kit.diffusion import X`` imports only the module that
+defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
 from importlib import import_module
@@ -34,11 +32,17 @@ _EXPORTS = {  # public name -> the module that defines it
     "check_guidance_weight": "cfg_guidance",
     "exact_noise_fn": "cfg_guidance",
     "guided_noise": "cfg_guidance",
+    "ho_salimans_weight": "cfg_guidance",
     "majority_share": "cfg_guidance",
     "make_scheduler": "cfg_guidance",
     "sample_guided": "cfg_guidance",
+    "sample_summary": "cfg_guidance",
+    "tilted_density_on_grid": "cfg_guidance",
+    "tilted_group_moments": "cfg_guidance",
     "tilted_log_density": "cfg_guidance",
     "tilted_majority_share": "cfg_guidance",
+    "tilted_majority_shares": "cfg_guidance",
+    "weight_grid": "cfg_guidance",
     "DDPOConfig": "ddpo",
     "DDPOTrainer": "ddpo",
     "DiffusionPolicy": "ddpo",
@@ -55,7 +59,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "r_shift": "ddpo",
     "sample_with_logprob": "ddpo",
     "lora_fingerprint": "ddpo_distributed",
-    "main": "ddpo_distributed",
     "LabScale": "full_scale",
     "SCALES": "full_scale",
     "TINY": "full_scale",
@@ -79,7 +82,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "train_classifier": "portrait_classifier",
     "PortraitDiffusion": "portrait_diffusion",
     "PortraitDiffusionConfig": "portrait_diffusion",
-    "build": "portrait_diffusion",
     "generate": "portrait_diffusion",
     "load_model": "portrait_diffusion",
     "pretrain": "portrait_diffusion",

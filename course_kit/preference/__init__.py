@@ -1,16 +1,14 @@
-"""Preference learning: Bradley-Terry reward models, DPO, and EM over user clusters.
+"""Preference learning: Bradley-Terry reward models, DPO, EM over user clusters, AI feedback.
 
-Modules (each names the equation and source it implements):
+- ``bradley_terry``: Bradley-Terry reward models: the loss, a small feature-based reward model, and our trainer.
+- ``dpo``: The DPO loss and its gradient weight (Rafailov et al. 2023, "Direct Preference Optimization", eq. 7), Lab 04.
+- ``dpo_exact``: DPO on the exact level: a softmax policy over K responses reaches the KL-regularised optimum (Lab 04, part 2).
+- ``dpo_lm``: DPO on the tiny scene LM against hallucination and sycophancy (Lab 04, part 3).
+- ``maxmin_em``: One Bradley-Terry reward per cluster of users, learned by hard EM (MaxMin-RLHF, Algorithm 2).
+- ``reward_trl``: Sequence-level reward modelling with TRL's ``RewardTrainer`` on the scene world (Lab 02, used by Lab 03).
 
-- ``bradley_terry``: Lab 02.
-- ``reward_trl``: Labs 02-03.
-- ``dpo``: Lab 04.
-- ``dpo_exact``: Lab 04.
-- ``dpo_lm``: Lab 04.
-- ``maxmin_em``: Lab 05.
-
-Names are re-exported lazily (``from course_kit.preference import X`` imports only the module
-that defines ``X``), so a light lab does not pay for a heavy neighbour.
+Names are re-exported lazily: ``from course_kit.preference import X`` imports only the module that
+defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
 from importlib import import_module
@@ -26,20 +24,30 @@ _EXPORTS = {  # public name -> the module that defines it
     "gradient_weight_of_margin": "dpo",
     "implicit_rewards": "dpo",
     "ExactDPOConfig": "dpo_exact",
+    "deterministic_labels": "dpo_exact",
     "exact_dpo": "dpo_exact",
     "fit_dpo_softmax": "dpo_exact",
+    "implicit_reward": "dpo_exact",
+    "loss_along_reward_scale": "dpo_exact",
+    "policy_for_beta": "dpo_exact",
     "DPOTrainConfig": "dpo_lm",
     "clone": "dpo_lm",
+    "disable_hub_telemetry": "dpo_lm",
     "evaluate_prompts": "dpo_lm",
     "make_trl_trainer": "dpo_lm",
     "mean_logratios": "dpo_lm",
     "policy_kl": "dpo_lm",
+    "quiet_trl_deprecations": "dpo_lm",
     "reference_logps": "dpo_lm",
     "train_dpo": "dpo_lm",
     "train_dpo_trl": "dpo_lm",
     "EMConfig": "maxmin_em",
     "EMResult": "maxmin_em",
+    "INITS": "maxmin_em",
     "adjusted_rand_index": "maxmin_em",
+    "check_log_likelihood": "maxmin_em",
+    "check_pair_indices": "maxmin_em",
+    "check_rewards_table": "maxmin_em",
     "cluster_purity": "maxmin_em",
     "cluster_to_group": "maxmin_em",
     "contingency": "maxmin_em",
@@ -52,6 +60,9 @@ _EXPORTS = {  # public name -> the module that defines it
     "fit_single_weights": "maxmin_em",
     "linear_rewards": "maxmin_em",
     "m_step": "maxmin_em",
+    "mixture_log_likelihood": "maxmin_em",
+    "pair_log_likelihood": "maxmin_em",
+    "responsibilities": "maxmin_em",
     "user_log_likelihood": "maxmin_em",
     "DEFAULT_PATH": "reward_trl",
     "SceneRewardConfig": "reward_trl",

@@ -1,14 +1,12 @@
 """Reinforcement learning from a reward: PPO with a KL leash, reward hacking, max-min policy optimisation.
 
-Modules (each names the equation and source it implements):
+- ``maxmin_policy``: Max-min policy iteration: PPO on the worst-off cluster's reward (MaxMin-RLHF, Algorithm 1).
+- ``ppo``: PPO with a KL penalty for a softmax policy over the K responses of one prompt (Lab 03, Lab 05).
+- ``ppo_hacking``: Reward hacking and the KL penalty on the exact-level world: beta sweeps of PPO (Lab 03).
+- ``ppo_lm``: Token-level PPO with a KL penalty for a causal language model (Lab 03, sequence level).
 
-- ``ppo``: Lab 03.
-- ``ppo_lm``: Lab 03.
-- ``ppo_hacking``: Lab 03.
-- ``maxmin_policy``: Lab 05.
-
-Names are re-exported lazily (``from course_kit.rl import X`` imports only the module
-that defines ``X``), so a light lab does not pay for a heavy neighbour.
+Names are re-exported lazily: ``from course_kit.rl import X`` imports only the module that
+defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
 from importlib import import_module
@@ -16,6 +14,8 @@ from importlib import import_module
 _EXPORTS = {  # public name -> the module that defines it
     "MaxMinResult": "maxmin_policy",
     "centre_rewards": "maxmin_policy",
+    "check_beta": "maxmin_policy",
+    "check_probs": "maxmin_policy",
     "closed_form_maxmin": "maxmin_policy",
     "expected_utility": "maxmin_policy",
     "maxmin_policy_iteration": "maxmin_policy",
@@ -23,10 +23,12 @@ _EXPORTS = {  # public name -> the module that defines it
     "mixture_policies": "maxmin_policy",
     "simplex_grid": "maxmin_policy",
     "win_rate_vs_ref": "maxmin_policy",
+    "worst_group": "maxmin_policy",
     "BanditPPO": "ppo",
     "KL_ESTIMATORS": "ppo",
     "PPOConfig": "ppo",
     "PPOResult": "ppo",
+    "check_finite": "ppo",
     "kl_estimate": "ppo",
     "kl_k1": "ppo",
     "kl_k3": "ppo",
@@ -34,16 +36,14 @@ _EXPORTS = {  # public name -> the module that defines it
     "train_ppo_bandit": "ppo",
     "validate_ppo_fields": "ppo",
     "beta_sweep": "ppo_hacking",
+    "clip_table": "ppo_hacking",
+    "clip_vs_beta": "ppo_hacking",
     "fit_proxy_reward": "ppo_hacking",
     "hacking_summary": "ppo_hacking",
     "optimum_curve": "ppo_hacking",
-    "plot_overoptimisation": "ppo_hacking",
-    "plot_policy_vs_optimum": "ppo_hacking",
-    "plot_rewards_vs_length": "ppo_hacking",
-    "plot_trajectory": "ppo_hacking",
+    "path_vs_family": "ppo_hacking",
     "policy_values": "ppo_hacking",
     "prealigned_world": "ppo_hacking",
-    "sweep_figure": "ppo_hacking",
     "sweep_table": "ppo_hacking",
     "trajectory_values": "ppo_hacking",
     "LMPPOConfig": "ppo_lm",

@@ -1,43 +1,61 @@
-"""Figures and widgets, the only place that imports matplotlib or ipywidgets.
+"""Figures and widgets: the only place that imports matplotlib or ipywidgets.
 
-Modules (each names the equation and source it implements):
+- ``cfg``: Lab 01's figures and its guidance explorer: move w and watch the minority disappear from the samples.
+- ``ddpo_widgets``: Widgets of Lab 06: step DDPO one epoch at a time and watch the portraits and the female share change.
+- ``dpo``: Lab 04's figures and its explorer (DPO, Rafailov et al. 2023, "Direct Preference Optimization").
+- ``explorer``: The one interface every lab's widget follows (every lab with an explorer).
+- ``maxmin``: Lab 05's figures and its explorer (MaxMin-RLHF): who likes what, EM vs labels per user, Algorithm 1.
+- ``portrait_plots``: Figures of Lab 06 (seed 002, Figs. 2-3 and 5-11 at toy scale): image grids, confusion matrix, curves.
+- ``ppo``: Lab 03's figures and its beta explorer (PPO with a KL penalty, reward hacking).
+- ``reward_plots``: Lab 02's figures (reward models from preference pairs); each returns ``(fig, ax)`` and draws nothing else.
+- ``reward_widgets``: Lab 02's widget: refit the reward model as the number of pairs and the label noise change.
+- ``style``: The course's small plotting style, used by every lab's figures.
 
-- ``style``: every lab.
-- ``cfg_widget``: Lab 01.
-- ``reward_plots``: Lab 02.
-- ``reward_widgets``: Lab 02.
-- ``ppo_widget``: Lab 03.
-- ``dpo_plots``: Lab 04.
-- ``dpo_widget``: Lab 04.
-- ``portrait_plots``: Lab 06.
-- ``ddpo_widgets``: Lab 06.
-
-Names are re-exported lazily (``from course_kit.viz import X`` imports only the module
-that defines ``X``), so a light lab does not pay for a heavy neighbour.
+Names are re-exported lazily: ``from course_kit.viz import X`` imports only the module that
+defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
 from importlib import import_module
 
 _EXPORTS = {  # public name -> the module that defines it
-    "GuidanceExplorer": "cfg_widget",
+    "GuidanceExplorer": "cfg",
+    "plot_amplification_curve": "cfg",
+    "plot_learned_curve": "cfg",
+    "plot_overlap": "cfg",
+    "plot_training_data": "cfg",
     "DDPOExplorer": "ddpo_widgets",
     "grid_png": "ddpo_widgets",
-    "plot_beta_tradeoff": "dpo_plots",
-    "plot_exact_policies": "dpo_plots",
-    "plot_gradient_weight": "dpo_plots",
-    "plot_lm_metrics": "dpo_plots",
-    "DPOExplorer": "dpo_widget",
+    "DPOExplorer": "dpo",
+    "LABELS": "dpo",
+    "plot_beta_tradeoff": "dpo",
+    "plot_exact_policies": "dpo",
+    "plot_gradient_weight": "dpo",
+    "plot_lm_metrics": "dpo",
+    "plot_training": "dpo",
+    "Explorer": "explorer",
+    "MaxMinExplorer": "maxmin",
+    "plot_em_degradation": "maxmin",
+    "plot_iterations": "maxmin",
+    "plot_mixtures": "maxmin",
+    "plot_population": "maxmin",
     "balance_reward_curve": "portrait_plots",
     "confusion_panels": "portrait_plots",
     "image_grids": "portrait_plots",
     "share_vs_guidance": "portrait_plots",
     "training_curves": "portrait_plots",
-    "BetaExplorer": "ppo_widget",
+    "BetaExplorer": "ppo",
+    "RUN_COLOURS": "ppo",
+    "plot_overoptimisation": "ppo",
+    "plot_policy_vs_optimum": "ppo",
+    "plot_rewards_vs_length": "ppo",
+    "plot_sequence_runs": "ppo",
+    "plot_step_size": "ppo",
+    "plot_trajectory": "ppo",
+    "sweep_figure": "ppo",
     "plot_calibration": "reward_plots",
     "plot_noise_sweep": "reward_plots",
     "plot_pairs_sweep": "reward_plots",
     "plot_proxy_vs_gold": "reward_plots",
-    "plot_training": "reward_plots",
     "plot_world": "reward_plots",
     "N_PAIRS_OPTIONS": "reward_widgets",
     "RewardExplorer": "reward_widgets",

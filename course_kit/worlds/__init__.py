@@ -1,16 +1,14 @@
 """Worlds: the small, exactly known data-generating processes every lab measures against.
 
-Modules (each names the equation and source it implements):
+- ``gaussian_mixture``: An exact world for Lab 01: a 1-D two-group Gaussian mixture and its closed-form noisy scores.
+- ``portrait_world``: A procedural portrait world with skewed occupation prompts: the data of Lab 06 (seed 002, toy scale).
+- ``preference_world``: The exact-level preference world: one prompt, K candidate responses, a hidden gold reward.
+- ``scene_lm``: A tiny scene-describing language model: the course's offline stand-in for a VLM (Labs 02-04).
+- ``scene_world``: A toy "image + caption" world with known ground truth, for object hallucination and sycophancy.
+- ``user_population``: A population of users in sub-populations that disagree: the data behind MaxMin-RLHF (Lab 05).
 
-- ``gaussian_mixture``: Lab 01.
-- ``preference_world``: Labs 02-04.
-- ``user_population``: Lab 05.
-- ``scene_world``: Labs 02-04, 08.
-- ``scene_lm``: Labs 02-04, 08.
-- ``portrait_world``: Lab 06.
-
-Names are re-exported lazily (``from course_kit.worlds import X`` imports only the module
-that defines ``X``), so a light lab does not pay for a heavy neighbour.
+Names are re-exported lazily: ``from course_kit.worlds import X`` imports only the module that
+defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
 from importlib import import_module
@@ -18,12 +16,15 @@ from importlib import import_module
 _EXPORTS = {  # public name -> the module that defines it
     "GaussianMixture1D": "gaussian_mixture",
     "MixtureConfig": "gaussian_mixture",
+    "CLOTHES_MEAN": "portrait_world",
     "CONFIDENCE": "portrait_world",
     "CUE_MEAN": "portrait_world",
     "CUE_STD": "portrait_world",
+    "FEMALE_SHARE": "portrait_world",
     "IMAGE_SIZE": "portrait_world",
     "LATENT_DIM": "portrait_world",
     "LATENT_NAMES": "portrait_world",
+    "PROMPTS": "portrait_world",
     "STYLES": "portrait_world",
     "ZOOM_MEAN": "portrait_world",
     "ZOOM_STD": "portrait_world",
@@ -42,12 +43,15 @@ _EXPORTS = {  # public name -> the module that defines it
     "kl_regularized_optimum": "preference_world",
     "make_world": "preference_world",
     "total_variation": "preference_world",
+    "CheckpointError": "scene_lm",
     "DEFAULT_PATH": "scene_lm",
     "LMConfig": "scene_lm",
+    "REBUILD": "scene_lm",
     "SFTConfig": "scene_lm",
     "SPECIAL_TOKENS": "scene_lm",
     "build_checkpoint": "scene_lm",
     "build_tokenizer": "scene_lm",
+    "check_scene_lm_weights": "scene_lm",
     "encode": "scene_lm",
     "evaluate": "scene_lm",
     "evaluation_prompts": "scene_lm",
@@ -55,17 +59,26 @@ _EXPORTS = {  # public name -> the module that defines it
     "load_scene_lm": "scene_lm",
     "make_model": "scene_lm",
     "preference_dataset": "scene_lm",
+    "quiet_hf_progress": "scene_lm",
     "save_scene_lm": "scene_lm",
     "sequence_logprobs": "scene_lm",
     "token_ids": "scene_lm",
     "token_logprobs": "scene_lm",
     "train_sft": "scene_lm",
+    "COLOURS": "scene_world",
+    "NOUNS": "scene_world",
     "PairConfig": "scene_world",
+    "ROOMS": "scene_world",
     "Scene": "scene_world",
+    "VOCAB": "scene_world",
+    "WORDS": "scene_world",
     "WorldConfig": "scene_world",
     "affirm": "scene_world",
+    "answer_rates": "scene_world",
     "caption": "scene_world",
     "chair": "scene_world",
+    "check_probability": "scene_world",
+    "classify_answer": "scene_world",
     "correct": "scene_world",
     "coverage": "scene_world",
     "describe_prompt": "scene_world",
@@ -80,6 +93,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "sample_scene": "scene_world",
     "sft_corpus": "scene_world",
     "test_scenes": "scene_world",
+    "GROUP_NAMES": "user_population",
     "UserPopulation": "user_population",
     "UserPopulationConfig": "user_population",
     "group_weights": "user_population",
