@@ -150,6 +150,30 @@ def calibration(proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tenso
     return {k: np.array(v) for k, v in rows.items()}
 
 
+def calibration_margins(world: PreferenceWorld, proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, n_bins: int = 5) -> Dict[str, np.ndarray]:
+    """Per calibration bin (as in ``calibration``): mean proxy margin and gold margin of the pairs, oriented
+    toward the proxy's favourite, and the mean length gap |len(a) - len(b)|.
+
+    A proxy margin below the gold margin makes the bin under-confident, above it over-confident.
+    """
+    margin = proxy[chosen] - proxy[rejected]  # (N,)
+    sign = torch.where(margin >= 0, 1.0, -1.0)  # (N,) orient each pair toward the proxy's favourite
+    predicted = torch.sigmoid(margin.abs())  # (N,) P(the proxy's favourite wins)
+    gold_margin = (world.gold_reward[chosen] - world.gold_reward[rejected]) * sign  # (N,)
+    length_gap = (world.length[chosen] - world.length[rejected]).abs()  # (N,)
+    edges = torch.linspace(0.5, 1.0, n_bins + 1)
+    which = torch.clamp(torch.bucketize(predicted, edges, right=True) - 1, 0, n_bins - 1)  # (N,)
+    rows = {"proxy_margin": [], "gold_margin": [], "length_gap": []}
+    for b in range(n_bins):
+        inside = which == b
+        if int(inside.sum()) == 0:
+            continue
+        rows["proxy_margin"].append(float(margin.abs()[inside].mean()))
+        rows["gold_margin"].append(float(gold_margin[inside].mean()))
+        rows["length_gap"].append(float(length_gap[inside].mean()))
+    return {k: np.array(v) for k, v in rows.items()}
+
+
 def align_to_gold(world: PreferenceWorld, proxy: torch.Tensor) -> torch.Tensor:
     """Shift the proxy (its free constant) so that its mean under pi_ref equals the gold reward's; (K,)."""
     p = world.ref_probs()
