@@ -96,8 +96,9 @@ def test_questions_compute_their_answers_from_state(capsys):
     world = make_world()
     proxy = world.features[:, 0].clone()  # a proxy that only likes length: its argmax is a very long response
     fit = _Fit(proxy, torch.tensor([0, 1]), torch.tensor([1, 2]))
-    assert quiz.ask("lab02.q1", lambda: 0.0, fit=fit)
-    assert not quiz.ask("lab02.q1", lambda: 3.0, fit=fit)
+    doubled = float(bradley_terry_loss(2 * proxy[fit.chosen], 2 * proxy[fit.rejected]) - bradley_terry_loss(proxy[fit.chosen], proxy[fit.rejected]))
+    assert quiz.ask("lab02.q1", doubled, fit=fit)
+    assert not quiz.ask("lab02.q1", 0.0, fit=fit)  # a shift changes nothing; a rescaling does
     stats = {"gold_pair_accuracy": 0.8}
     assert quiz.ask("lab02.q2", 0.8 * 0.8 + 0.2 * 0.2, stats=stats)
     assert not quiz.ask("lab02.q2", 0.8, stats=stats)

@@ -99,10 +99,10 @@ register(Exercise(
 
 
 # --- questions ----------------------------------------------------------------------------------------
-def loss_change_under_shift(fit, shift: float = 3.0) -> float:
-    """How much the BT loss of the training pairs changes when every reward is shifted by ``shift``."""
+def loss_change_under_scale(fit, factor: float = 2.0) -> float:
+    """How much the BT loss of the training pairs changes when every reward is multiplied by ``factor``."""
     r_c, r_r = fit.proxy[fit.chosen], fit.proxy[fit.rejected]  # (N,), (N,)
-    return float(bradley_terry_loss(r_c + shift, r_r + shift) - bradley_terry_loss(r_c, r_r))
+    return float(bradley_terry_loss(factor * r_c, factor * r_r) - bradley_terry_loss(r_c, r_r))
 
 
 def noisy_ceiling(stats: Dict[str, float], label_noise: float = 0.2) -> float:
@@ -139,8 +139,8 @@ def probe_verdict(probe: Dict[str, float], near: float = 0.1) -> str:
 
 
 register_question(Question(
-    id="lab02.q1", lab="02", expected=loss_change_under_shift, tol=1e-4,
-    hint="write the loss of one pair as a function of the two rewards; what does it depend on?",
+    id="lab02.q1", lab="02", expected=loss_change_under_scale, tol=1e-3,
+    hint="compute the loss on the training pairs (fit.proxy, fit.chosen, fit.rejected) before and after",
 ))
 register_question(Question(
     id="lab02.q2", lab="02", expected=noisy_ceiling, tol=0.01,
