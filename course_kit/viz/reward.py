@@ -170,8 +170,6 @@ class RewardExplorer(Explorer):
 
     def update(self, n_pairs: Optional[int] = None, label_noise: Optional[float] = None) -> Dict[str, float]:
         """Show the fit for the given (or current) slider values and return its numbers."""
-        import matplotlib.pyplot as plt
-
         n = int(n_pairs if n_pairs is not None else self.controls["n_pairs"].value)
         noise = round(float(label_noise if label_noise is not None else self.controls["label_noise"].value), 2)
         aligned = self.fits[(n, noise)].numpy()  # (K,)
@@ -179,6 +177,7 @@ class RewardExplorer(Explorer):
         if self._figure_parts is None:
             fig, ax = plot_proxy_vs_gold(self.world, torch.from_numpy(aligned), limits=self.limits)
             typical_points, long_points = ax.collections[:2]
+            ax.get_legend().remove()  # said once in the label instead: a fifth of every redraw's time
             fig.canvas.draw()  # lay the figure out once: axes, limits and ticks never change between moves
             fig.set_layout_engine("none")  # so later draws skip the constrained layout (half of a draw's time)
             self._figure_parts = (fig, ax, typical_points, long_points)
@@ -188,7 +187,7 @@ class RewardExplorer(Explorer):
         long_points.set_offsets(np.column_stack([gold[long], aligned[long]]))
         ax.set_title(f"{n} pairs, noise {noise:.2f}")
         self.label.value = (f"corr with gold (typical) {self.state['corr_typical']:.2f}, slope {self.state['slope_typical']:.2f}, "
-                            f"held-out pair accuracy {self.state['pair_accuracy']:.3f} (gold {self.state['gold_pair_accuracy']:.3f})")
+                            f"held-out pair accuracy {self.state['pair_accuracy']:.3f} (gold {self.state['gold_pair_accuracy']:.3f})"
+                            "<br>circles: typical responses; triangles: very long (rare) ones; dashed: proxy = gold")
         self.show(fig)
-        plt.close(fig)
         return self.state
