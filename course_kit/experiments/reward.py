@@ -300,9 +300,11 @@ def off_distribution_accuracy(model, tokenizer, n: int = 200, seed: int = 0) -> 
 def untrained_accuracy(init_seeds: Sequence[int], n_eval_pairs: int = 256, data_seed: int = 0) -> Dict[str, np.ndarray]:
     """Held-out pair accuracy of *untrained* scene reward models, one per initialisation seed, overall and per kind.
 
-    A randomly initialised network is a random function of the text: it ranks every pair of one kind
-    (which share their template) the same way, so its accuracy is far from 1/2 in either direction
-    for one seed and averages to about 1/2 over seeds. Returns {"all": (S,), kind: (S,) ...}.
+    A randomly initialised network is a fixed random function of the text: it tends to rank the pairs
+    of one kind (which share their template) the same way, so its accuracy for one seed lands far from
+    1/2 in either direction. The score head has no bias and symmetric initial weights, so flipping its
+    sign is an initialisation exactly as likely, and it turns an accuracy a into 1 - a: the expected
+    accuracy over initialisations is 1/2. Returns {"all": (S,), kind: (S,) ..., "all_negated_head": (S,)}.
     """
     from course_kit.preference.reward_trl import SceneRewardConfig, make_reward_model, pair_rewards
     from course_kit.worlds.scene_lm import build_tokenizer, preference_dataset

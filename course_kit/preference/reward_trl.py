@@ -1,8 +1,8 @@
 """Sequence-level reward modelling with TRL's ``RewardTrainer`` on the scene world (Lab 02, used by Lab 03).
 
-The EPFL EE-559 slides on RLHF, "Reward model training": the same Bradley-Terry loss as ``course_kit.preference.bradley_terry``, now with
-r_phi(x, y) a tiny GPT-2 with a scalar head (``GPT2ForSequenceClassification``, num_labels=1,
-built from a config, no hub) reading ``prompt + response + <eos>``, trained with TRL 1.16's
+The EPFL EE-559 slides on RLHF, "Reward model training": the same Bradley-Terry loss as
+``course_kit.preference.bradley_terry``, now with r_phi(x, y) a tiny GPT-2 with a scalar head
+(``GPT2ForSequenceClassification``, num_labels=1, built from a config, no hub) reading ``prompt + response + <eos>``, trained with TRL 1.16's
 ``RewardTrainer`` on the preference pairs of ``course_kit.worlds.scene_world`` (grounded caption >
 caption with a hallucinated object; polite correction > sycophantic agreement; a caption that names
 a present prior object > one that drops it: the lecture "Week 13: Bias, Fairness, and Safety in
