@@ -1,4 +1,5 @@
-"""Parity of our Bradley-Terry loss with TRL 1.16's RewardTrainer, and a smoke test of the scene reward model."""
+"""Parity of our Bradley-Terry loss with TRL 1.16's RewardTrainer, a smoke test of the scene reward model, its
+offline/no-warning run, and the shipped model's blind spot off its training distribution (Lab 03 relies on it)."""
 
 import os
 
@@ -58,7 +59,7 @@ def scene_reward(tmp_path_factory):
     from course_kit.runtime import set_progress
 
     set_progress(False)
-    cfg = SceneRewardConfig(n_train_pairs=256, n_eval_pairs=128, steps=15)
+    cfg = SceneRewardConfig(n_train_pairs=256, n_eval_pairs=128, n_steps=15)
     out = tmp_path_factory.mktemp("data")
     path = build_checkpoint(out, cfg)
     set_progress(None)
@@ -68,7 +69,7 @@ def scene_reward(tmp_path_factory):
 def test_trl_reward_model_learns_and_round_trips(scene_reward):
     import json
 
-    from course_kit.preference.reward_trl import pair_accuracy, score
+    from course_kit.preference.reward_trl import dataset_pair_accuracy, score
     from course_kit.worlds.scene_lm import preference_dataset
 
     path, (model, tok) = scene_reward
@@ -77,7 +78,7 @@ def test_trl_reward_model_learns_and_round_trips(scene_reward):
     assert info["last_logged_loss"] < info["first_logged_loss"]
     held_out = preference_dataset(128, seed=1000)
     # the saved-and-loaded model reproduces the accuracy measured before saving
-    assert pair_accuracy(model, tok, held_out) == pytest.approx(info["held_out_accuracy"], abs=1e-3)
+    assert dataset_pair_accuracy(model, tok, held_out) == pytest.approx(info["held_out_accuracy"], abs=1e-3)
     r = score(model, tok, held_out["prompt"][:4], held_out["chosen"][:4])
     assert r.shape == (4,) and torch.isfinite(r).all()
 
@@ -101,3 +102,77 @@ def test_shipped_checkpoint_matches_the_scene_tokenizer():
     model, tok = load_scene_reward_model(device="cpu")
     assert tok.get_vocab() == build_tokenizer().get_vocab()
     assert model.config.num_labels == 1 and model.config.pad_token_id == tok.pad_token_id
+
+
+@pytest.mark.parametrize("field, value", [("n_steps", 0), ("batch_size", 0), ("n_layer", 0), ("lr", -1.0), ("seed", -1), ("n_head", 3)])
+def test_scene_reward_config_validates_in_post_init(field, value):
+    from course_kit.preference.reward_trl import SceneRewardConfig
+
+    with pytest.raises(ValueError, match=f"SceneRewardConfig.{field if field != 'n_head' else 'n_embd'}"):
+        SceneRewardConfig(**{field: value})
+
+
+OFFLINE_PROBE = """
+import json, os, socket, sys, time, warnings
+for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "TRANSFORMERS_OFFLINE", "CI"):
+    os.environ.pop(name, None)  # as on Colab or a student's laptop
+attempts = []
+def connect(self, address):
+    attempts.append(f"connect {address}")
+    raise OSError("network blocked by the test")
+def getaddrinfo(host, *args, **kwargs):
+    attempts.append(f"resolve {host}")
+    raise OSError("network blocked by the test")
+socket.socket.connect = connect
+socket.getaddrinfo = getaddrinfo
+import datasets  # huggingface_hub imported BEFORE course_kit: its telemetry flag is already read
+from course_kit.runtime import set_progress
+set_progress(False)
+from course_kit.preference import reward_trl
+from course_kit.worlds.scene_lm import build_tokenizer, preference_dataset
+tok = build_tokenizer()
+cfg = reward_trl.SceneRewardConfig(n_train_pairs=32, n_eval_pairs=8, n_steps=2, batch_size=8)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    reward_trl.train_with_trl(reward_trl.make_reward_model(tok, cfg), tok, preference_dataset(32, seed=0), cfg)
+time.sleep(1.0)  # TRL sends telemetry from a background thread
+print(json.dumps({"attempts": attempts, "future": [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]}))
+"""
+
+
+def test_trl_training_opens_no_socket_and_shows_no_future_warning():
+    """TRL's trainers send usage telemetry unless HF_HUB_DISABLE_TELEMETRY / HF_HUB_OFFLINE are set; RewardConfig's
+    default `gradient_checkpointing` raised a transformers FutureWarning on every run."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["attempts"] == [], f"the reward trainer tried to reach the network: {result['attempts']}"
+    assert result["future"] == [], result["future"]
+
+
+def test_shipped_model_is_blind_off_its_training_distribution():
+    """Lab 02 shows, and Lab 03's policy exploits: right on contrasts like its pairs, at chance on others."""
+    from course_kit.experiments.reward import off_distribution_accuracy
+    from course_kit.preference.reward_trl import load_scene_reward_model
+
+    model, tok = load_scene_reward_model(device="cpu")
+    probe = off_distribution_accuracy(model, tok, n=60)
+    assert probe["other object"] > 0.9 and probe["other room's object"] > 0.9  # an extra object: like its pairs
+    assert abs(probe["wrong room"] - 0.5) < 0.2 and abs(probe["word salad"] - 0.5) < 0.2  # never shown: chance
+
+
+def test_untrained_accuracy_is_symmetric_under_a_flipped_head():
+    from course_kit.experiments.reward import untrained_accuracy
+
+    out = untrained_accuracy([0, 1], n_eval_pairs=64)
+    assert out["all"].shape == (2,)
+    assert np_allclose(out["all"] + out["all_negated_head"], 1.0)  # a -> 1 - a: the mean over inits is 1/2
+
+
+def np_allclose(x, value):
+    return bool(abs(x - value).max() < 1e-6)

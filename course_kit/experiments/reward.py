@@ -1,9 +1,12 @@
 """Lab 02's experiments: what a Bradley-Terry reward model recovers from pairs, and where it is wrong.
 
-Seed 001, "Preference data collection" and "Reward model training"; seed 000, "Reward Modeling"
-and "The Mathematics of Reward Hacking". Every function works on the exact-level world of
-``course_kit.worlds.preference_world`` (one prompt, K responses, hidden gold reward r*) and the linear
-``course_kit.preference.bradley_terry.RewardModel`` fitted with our own trainer; the notebook
+The EPFL EE-559 slides on RLHF, "Preference data collection" and "Reward model training"; the lecture
+"Week 13: Bias, Fairness, and Safety in VLMs", sections "RLHF: Aligning VLMs via Reinforcement
+Learning" (step 2, reward modeling) and "The Mathematics of Reward Hacking". The first part works on
+the exact-level world of ``course_kit.worlds.preference_world`` (one prompt, K responses, hidden gold
+reward r*) and the linear ``course_kit.preference.bradley_terry.RewardModel`` fitted with our own
+trainer; the last part probes TRL's reward model on the scene world (``reward_trl``), on its
+training distribution and off it (the blind spot Lab 03's policy finds). The notebook
 ``labs/02_reward_model.ipynb`` and ``course-kit run reward`` call the same functions, so the
 figures agree.
 
@@ -20,21 +23,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, bradley_terry_mle, kl_regularized_optimum, make_world
-from course_kit.preference.bradley_terry import RewardModel, RewardTrainingConfig, pair_accuracy, train_reward_model
+from course_kit.preference.bradley_terry import ProxyFit, bradley_terry_mle, fit_proxy_reward, pair_accuracy
+from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world
 
 N_EVAL_PAIRS = 4000  # held-out pairs (from pi_ref, clean labels) for every accuracy in the lab
-
-
-@dataclass
-class ProxyFit:
-    """A reward model fitted on one preference data set."""
-
-    model: RewardModel  # the fitted linear reward model
-    proxy: torch.Tensor  # (K,) its rewards r_phi(y) for every response
-    chosen: torch.Tensor  # (N,) training pairs: chosen response indices
-    rejected: torch.Tensor  # (N,) training pairs: rejected response indices
-    history: Dict[str, List[float]]  # the trainer's history (loss per step, held-out accuracy)
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -47,31 +39,30 @@ def held_out_pairs(world: PreferenceWorld, n: int = N_EVAL_PAIRS, seed: int = 0,
     return world.sample_pairs(n, torch.Generator().manual_seed(10_000 + seed), label_noise=label_noise)
 
 
-def fit_proxy(
-    world: PreferenceWorld,
-    n_pairs: int,
-    label_noise: float = 0.0,
-    seed: int = 0,
-    training: Optional[RewardTrainingConfig] = None,
-    eval_pairs: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
-) -> ProxyFit:
-    """Draw ``n_pairs`` pairs from pi_ref (labels flipped with prob. ``label_noise``) and fit a RewardModel."""
-    chosen, rejected = world.sample_pairs(n_pairs, torch.Generator().manual_seed(seed), label_noise=label_noise)
-    training = training or RewardTrainingConfig(seed=seed, show_progress=False)
-    model, history = train_reward_model(world.features, chosen, rejected, training, eval_pairs=eval_pairs)
-    with torch.no_grad():
-        proxy = model(world.features)  # (K,)
-    return ProxyFit(model, proxy, chosen, rejected, history)
+def slope(proxy: torch.Tensor, gold: torch.Tensor) -> float:
+    """Least-squares slope of ``proxy`` on ``gold`` (both (K,)): 1 when the proxy has the gold's scale.
+
+    Bradley-Terry labels at unit temperature identify the reward's scale (only its shift is free), so
+    a well-specified fit with enough pairs has slope 1; a slope below 1 is a flatter (shrunk) reward.
+    """
+    x, y = gold.double() - gold.double().mean(), proxy.double() - proxy.double().mean()  # (K,), (K,)
+    return float((x @ y) / (x @ x))
+
+
+def accuracy_on(rewards: torch.Tensor, pairs: Tuple[torch.Tensor, torch.Tensor]) -> float:
+    """``pair_accuracy`` of per-response rewards (K,) on (chosen, rejected) index pairs."""
+    return pair_accuracy(rewards[pairs[0]], rewards[pairs[1]])
 
 
 def evaluate_proxy(world: PreferenceWorld, proxy: torch.Tensor, eval_pairs: Tuple[torch.Tensor, torch.Tensor]) -> Dict[str, float]:
-    """Correlation with gold (typical responses / all), held-out pair accuracy, and the gold reward's own accuracy."""
+    """Correlation and slope against gold (typical responses), correlation on all, held-out accuracy, gold's accuracy."""
     typical = ~world.is_long
     return {
         "corr_typical": pearson(proxy[typical], world.gold_reward[typical]),
+        "slope_typical": slope(proxy[typical], world.gold_reward[typical]),
         "corr_all": pearson(proxy, world.gold_reward),
-        "pair_accuracy": pair_accuracy(proxy, *eval_pairs),
-        "gold_pair_accuracy": pair_accuracy(world.gold_reward, *eval_pairs),  # the Bayes ceiling
+        "pair_accuracy": accuracy_on(proxy, eval_pairs),
+        "gold_pair_accuracy": accuracy_on(world.gold_reward, eval_pairs),  # the Bayes ceiling
     }
 
 
@@ -79,19 +70,21 @@ def pairs_sweep(world: PreferenceWorld, n_pairs_grid: Sequence[int], seeds: Sequ
     """Correlation with gold (typical responses) and held-out accuracy as the number of pairs grows.
 
     Compares the linear reward model with the feature-free per-response BT MLE. Returns arrays of
-    shape (len(grid), len(seeds)) under "linear_corr", "mle_corr", "linear_accuracy", "mle_accuracy".
+    shape (len(grid), len(seeds)) under "linear_corr", "mle_corr", "linear_slope", "mle_slope"
+    (slope against gold on typical responses), "linear_accuracy", "mle_accuracy".
     """
     eval_pairs = held_out_pairs(world)
     typical = ~world.is_long
-    out = {k: np.zeros((len(n_pairs_grid), len(seeds))) for k in ("linear_corr", "mle_corr", "linear_accuracy", "mle_accuracy")}
+    keys = ("linear_corr", "mle_corr", "linear_slope", "mle_slope", "linear_accuracy", "mle_accuracy")
+    out = {k: np.zeros((len(n_pairs_grid), len(seeds))) for k in keys}
     for i, n in enumerate(n_pairs_grid):
         for j, seed in enumerate(seeds):
-            fit = fit_proxy(world, int(n), seed=seed)
+            fit = fit_proxy_reward(world, int(n), seed=seed)
             mle = bradley_terry_mle(world.n_responses, fit.chosen, fit.rejected)  # (K,)
-            out["linear_corr"][i, j] = pearson(fit.proxy[typical], world.gold_reward[typical])
-            out["mle_corr"][i, j] = pearson(mle[typical], world.gold_reward[typical])
-            out["linear_accuracy"][i, j] = pair_accuracy(fit.proxy, *eval_pairs)
-            out["mle_accuracy"][i, j] = pair_accuracy(mle, *eval_pairs)
+            for key, rewards in (("linear", fit.proxy), ("mle", mle)):
+                out[f"{key}_corr"][i, j] = pearson(rewards[typical], world.gold_reward[typical])
+                out[f"{key}_slope"][i, j] = slope(rewards[typical], world.gold_reward[typical])
+                out[f"{key}_accuracy"][i, j] = accuracy_on(rewards, eval_pairs)
     return out
 
 
@@ -105,22 +98,29 @@ def noise_sweep(world: PreferenceWorld, noise_grid: Sequence[float], n_pairs: in
 
     Returns arrays over the grid: "clean_accuracy" (held-out, clean labels), "noisy_accuracy"
     (held-out, labels flipped like the training ones), "predicted_noisy_accuracy"
-    (``noisy_accuracy`` of the gold ranking: the ceiling), "corr_typical", and "reward_scale"
-    (std of the proxy over typical responses: noise flattens the fitted rewards).
+    (``noisy_accuracy`` of the gold ranking: the ceiling), "corr_typical", "reward_scale" (std of
+    the proxy over typical responses), "relative_scale" (reward_scale over its value at the grid's
+    first, noiseless, entry) and "flattening" = 1 - 2 eps: flipped labels make P(a > b) =
+    eps + (1 - 2 eps) sigmoid(Delta), about sigmoid((1 - 2 eps) Delta) near Delta = 0, a Bradley-Terry
+    model at the higher temperature 1 / (1 - 2 eps), so the fitted rewards shrink by about 1 - 2 eps.
     """
+    if len(noise_grid) == 0 or float(noise_grid[0]) != 0.0:
+        raise ValueError(f"noise_grid must start at 0.0 (the noiseless reference), got {list(noise_grid)}")
     clean = held_out_pairs(world, seed=seed)
-    gold_acc = pair_accuracy(world.gold_reward, *clean)
+    gold_acc = accuracy_on(world.gold_reward, clean)
     typical = ~world.is_long
-    keys = ("clean_accuracy", "noisy_accuracy", "predicted_noisy_accuracy", "corr_typical", "reward_scale")
+    keys = ("clean_accuracy", "noisy_accuracy", "predicted_noisy_accuracy", "corr_typical", "reward_scale", "relative_scale", "flattening")
     out = {k: np.zeros(len(noise_grid)) for k in keys}
     for i, eps in enumerate(noise_grid):
-        fit = fit_proxy(world, n_pairs, label_noise=float(eps), seed=seed)
+        fit = fit_proxy_reward(world, n_pairs, label_noise=float(eps), seed=seed)
         noisy = held_out_pairs(world, seed=seed, label_noise=float(eps))
-        out["clean_accuracy"][i] = pair_accuracy(fit.proxy, *clean)
-        out["noisy_accuracy"][i] = pair_accuracy(fit.proxy, *noisy)
+        out["clean_accuracy"][i] = accuracy_on(fit.proxy, clean)
+        out["noisy_accuracy"][i] = accuracy_on(fit.proxy, noisy)
         out["predicted_noisy_accuracy"][i] = noisy_accuracy(gold_acc, float(eps))
         out["corr_typical"][i] = pearson(fit.proxy[typical], world.gold_reward[typical])
         out["reward_scale"][i] = float(fit.proxy[typical].std())
+        out["flattening"][i] = 1.0 - 2.0 * float(eps)
+    out["relative_scale"] = out["reward_scale"] / out["reward_scale"][0]
     return out
 
 
@@ -150,6 +150,30 @@ def calibration(proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tenso
     return {k: np.array(v) for k, v in rows.items()}
 
 
+def calibration_margins(world: PreferenceWorld, proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, n_bins: int = 5) -> Dict[str, np.ndarray]:
+    """Per calibration bin (as in ``calibration``): mean proxy margin and gold margin of the pairs, oriented
+    toward the proxy's favourite, and the mean length gap |len(a) - len(b)|.
+
+    A proxy margin below the gold margin makes the bin under-confident, above it over-confident.
+    """
+    margin = proxy[chosen] - proxy[rejected]  # (N,)
+    sign = torch.where(margin >= 0, 1.0, -1.0)  # (N,) orient each pair toward the proxy's favourite
+    predicted = torch.sigmoid(margin.abs())  # (N,) P(the proxy's favourite wins)
+    gold_margin = (world.gold_reward[chosen] - world.gold_reward[rejected]) * sign  # (N,)
+    length_gap = (world.length[chosen] - world.length[rejected]).abs()  # (N,)
+    edges = torch.linspace(0.5, 1.0, n_bins + 1)
+    which = torch.clamp(torch.bucketize(predicted, edges, right=True) - 1, 0, n_bins - 1)  # (N,)
+    rows = {"proxy_margin": [], "gold_margin": [], "length_gap": []}
+    for b in range(n_bins):
+        inside = which == b
+        if int(inside.sum()) == 0:
+            continue
+        rows["proxy_margin"].append(float(margin.abs()[inside].mean()))
+        rows["gold_margin"].append(float(gold_margin[inside].mean()))
+        rows["length_gap"].append(float(length_gap[inside].mean()))
+    return {k: np.array(v) for k, v in rows.items()}
+
+
 def align_to_gold(world: PreferenceWorld, proxy: torch.Tensor) -> torch.Tensor:
     """Shift the proxy (its free constant) so that its mean under pi_ref equals the gold reward's; (K,)."""
     p = world.ref_probs()
@@ -175,13 +199,14 @@ def headline(quick: bool = False, seed: int = 0, n_pairs: int = 2000, label_nois
     """The lab's figures: reward-model quality on typical responses, its blind spot, and (``trl``) the TRL reward model."""
     world = make_world(PreferenceWorldConfig(seed=seed))
     eval_pairs = held_out_pairs(world, seed=seed)
-    fit = fit_proxy(world, n_pairs, label_noise=label_noise, seed=seed)
+    fit = fit_proxy_reward(world, n_pairs, label_noise=label_noise, seed=seed)
     stats = evaluate_proxy(world, fit.proxy, eval_pairs)
     best = int(fit.proxy.argmax())
     out: Dict[str, object] = {
         "n_pairs": n_pairs,
         "label_noise": label_noise,
         "reward_corr": round(stats["corr_typical"], 4),
+        "reward_slope": round(stats["slope_typical"], 4),
         "reward_corr_all": round(stats["corr_all"], 4),
         "pair_accuracy": round(stats["pair_accuracy"], 4),
         "gold_pair_accuracy": round(stats["gold_pair_accuracy"], 4),
@@ -194,9 +219,105 @@ def headline(quick: bool = False, seed: int = 0, n_pairs: int = 2000, label_nois
         return out
     from course_kit.preference.reward_trl import SceneRewardConfig, train_scene_reward_model
 
-    cfg = SceneRewardConfig(seed=seed, steps=10 if quick else SceneRewardConfig.steps)
-    _, _, info = train_scene_reward_model(cfg)
+    cfg = SceneRewardConfig(seed=seed, n_steps=10 if quick else SceneRewardConfig.n_steps)
+    model, tokenizer, info = train_scene_reward_model(cfg)
     out["trl_pair_accuracy"] = info["held_out_accuracy"]
     out["trl_pair_accuracy_before"] = info["held_out_accuracy_before"]
-    out["trl_steps"] = cfg.steps
+    out["trl_n_steps"] = cfg.n_steps
+    probe = off_distribution_accuracy(model, tokenizer, n=64 if quick else 200, seed=seed)
+    out["trl_off_distribution_accuracy"] = {k: round(v, 4) for k, v in probe.items()}
     return out
+
+
+# ----------------------------------------------------------------------------- TRL's reward model, on and off its data
+
+OFF_DISTRIBUTION_KINDS = ("other object", "other room's object", "wrong room", "word salad", "repetition")
+
+
+def off_distribution_pairs(n: int = 200, seed: int = 0) -> List[Dict[str, str]]:
+    """``n`` pairs per probe kind: the grounded caption (chosen) against a worse caption of a kind the training pairs never show.
+
+    The reward model's pairs (``scene_world.preference_pairs``) contrast a grounded caption only with the
+    same caption plus the room's *prior* object, or minus a present prior object. The probes (each
+    rejected caption is wrong about the scene, or not English):
+
+    - "other object": an object of the same room that is not in the scene (not the prior) is added;
+    - "other room's object": an object of another room is added;
+    - "wrong room": the caption names another room;
+    - "word salad": the grounded caption's words in a random order;
+    - "repetition": the grounded caption with its first object repeated three times.
+
+    Returns dicts {"prompt", "chosen", "rejected", "kind"} (responses start with a space, like
+    ``scene_lm.preference_dataset``); scenes from ``scene_world.test_scenes(n, seed)``.
+    """
+    import random
+
+    from course_kit.worlds import scene_world as sw
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    rng = random.Random(30_000 + seed)
+    rows: List[Dict[str, str]] = []
+    for scene in sw.test_scenes(n, seed=seed + 500):
+        prior, others = sw.ROOMS[scene.room]
+        grounded = sw.caption(scene)
+        absent = [o for o in others if o not in scene.objects]
+        foreign = [o for room, (p, objs) in sw.ROOMS.items() if room != scene.room for o in (p, *objs)]
+        with_other = list(scene.objects)
+        with_other.insert(rng.randint(0, len(with_other)), rng.choice(absent))
+        with_foreign = list(scene.objects)
+        with_foreign.insert(rng.randint(0, len(with_foreign)), rng.choice(foreign))
+        wrong_room = rng.choice([r for r in sorted(sw.ROOMS) if r != scene.room])
+        words = grounded.split()
+        salad = words[:]
+        while salad == words:
+            rng.shuffle(salad)
+        first = scene.objects[0]
+        rejected = {
+            "other object": sw.caption(scene, with_other),
+            "other room's object": sw.caption(scene, with_foreign),
+            "wrong room": grounded.replace(f"a {scene.room} with", f"a {wrong_room} with", 1),
+            "word salad": " ".join(salad),
+            "repetition": sw.caption(scene, [first, first, first, *scene.objects[1:]]),
+        }
+        for kind in OFF_DISTRIBUTION_KINDS:
+            rows.append({"prompt": sw.describe_prompt(scene), "chosen": " " + grounded, "rejected": " " + rejected[kind], "kind": kind})
+    return rows
+
+
+def off_distribution_accuracy(model, tokenizer, n: int = 200, seed: int = 0) -> Dict[str, float]:
+    """Pair accuracy of a scene reward model on ``off_distribution_pairs`` per kind (1 = always prefers the grounded caption)."""
+    from datasets import Dataset
+
+    from course_kit.preference.reward_trl import accuracy_by_kind
+
+    rows = off_distribution_pairs(n, seed)
+    data = Dataset.from_dict({k: [r[k] for r in rows] for k in ("prompt", "chosen", "rejected", "kind")})
+    by_kind = accuracy_by_kind(model, tokenizer, data)
+    return {kind: by_kind[kind] for kind in OFF_DISTRIBUTION_KINDS}
+
+
+def untrained_accuracy(init_seeds: Sequence[int], n_eval_pairs: int = 256, data_seed: int = 0) -> Dict[str, np.ndarray]:
+    """Held-out pair accuracy of *untrained* scene reward models, one per initialisation seed, overall and per kind.
+
+    A randomly initialised network is a fixed random function of the text: it tends to rank the pairs
+    of one kind (which share their template) the same way, so its accuracy for one seed lands far from
+    1/2 in either direction. The score head has no bias and symmetric initial weights, so flipping its
+    sign is an initialisation exactly as likely, and it turns an accuracy a into 1 - a: the expected
+    accuracy over initialisations is 1/2. Returns {"all": (S,), kind: (S,) ..., "all_negated_head": (S,)}.
+    """
+    from course_kit.preference.reward_trl import SceneRewardConfig, make_reward_model, pair_rewards
+    from course_kit.worlds.scene_lm import build_tokenizer, preference_dataset
+
+    tokenizer = build_tokenizer()
+    held_out = preference_dataset(n_eval_pairs, seed=data_seed + 1000)
+    kinds = held_out["kind"]
+    masks = {"all": torch.ones(len(kinds), dtype=torch.bool), **{k: torch.tensor([x == k for x in kinds]) for k in sorted(set(kinds))}}
+    rows: Dict[str, List[float]] = {k: [] for k in masks}
+    for s in init_seeds:
+        model = make_reward_model(tokenizer, SceneRewardConfig(seed=int(s))).eval()
+        r_c, r_r = pair_rewards(model, tokenizer, held_out)  # (N,), (N,)
+        for k, mask in masks.items():
+            rows[k].append(pair_accuracy(r_c[mask], r_r[mask]))
+        rows.setdefault("all_negated_head", []).append(pair_accuracy(-r_c, -r_r))  # score head w -> -w: every reward negated
+    return {k: np.asarray(v) for k, v in rows.items()}

@@ -1,10 +1,12 @@
 """Sequence-level reward modelling with TRL's ``RewardTrainer`` on the scene world (Lab 02, used by Lab 03).
 
-Seed 001, "Reward model training": the same Bradley-Terry loss as ``course_kit.preference.bradley_terry``, now with
-r_phi(x, y) a tiny GPT-2 with a scalar head (``GPT2ForSequenceClassification``, num_labels=1,
-built from a config, no hub) reading ``prompt + response + <eos>``, trained with TRL 1.16's
+The EPFL EE-559 slides on RLHF, "Reward model training": the same Bradley-Terry loss as
+``course_kit.preference.bradley_terry``, now with r_phi(x, y) a tiny GPT-2 with a scalar head
+(``GPT2ForSequenceClassification``, num_labels=1, built from a config, no hub) reading ``prompt + response + <eos>``, trained with TRL 1.16's
 ``RewardTrainer`` on the preference pairs of ``course_kit.worlds.scene_world`` (grounded caption >
-caption with a hallucinated object; polite correction > sycophantic agreement; seed 000).
+caption with a hallucinated object; polite correction > sycophantic agreement; a caption that names
+a present prior object > one that drops it: the lecture "Week 13: Bias, Fairness, and Safety in
+VLMs", section "Object Hallucination and Sycophancy").
 
 We tokenize the pairs ourselves (``tokenize_pairs``), exactly as ``scene_lm.encode`` does for the
 policy (prompt ids, response ids, ``<eos>``), and hand TRL the already-processed ``chosen_ids`` /
@@ -16,19 +18,31 @@ For Lab 03's PPO, the trained model is saved in ``data/scene_reward_model`` by
 
     model, tokenizer = load_scene_reward_model()          # eval mode, offline
     rewards = score(model, tokenizer, prompts, responses)  # (B,) one scalar per (prompt, response)
+
+Offline by default: importing this module sets ``HF_HUB_DISABLE_TELEMETRY=1`` and (unless the caller
+set it) ``HF_HUB_OFFLINE=1`` before TRL or transformers are imported, so TRL's trainers do not send
+their usage telemetry and nothing tries to reach the model hub (everything here is built locally).
 """
 
 from __future__ import annotations
 
-import json
+import os
+
+# Before TRL / transformers / huggingface_hub are imported: no telemetry, no hub (setdefault keeps a caller's choice).
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+import sys  # noqa: E402
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence  # noqa: E402
 
-import torch
+import torch  # noqa: E402
 
-from course_kit.runtime import DATA_DIR, get_device, seed_everything
+from course_kit.preference.bradley_terry import pair_accuracy  # noqa: E402
+from course_kit.runtime import DATA_DIR, get_device, seed_everything  # noqa: E402
 
 DEFAULT_PATH = DATA_DIR / "scene_reward_model"
 
@@ -40,10 +54,30 @@ class SceneRewardConfig:
     n_head: int = 2  # attention heads
     n_train_pairs: int = 768  # preference pairs to train on (scene_lm.preference_dataset, seed = seed)
     n_eval_pairs: int = 256  # held-out pairs (drawn with seed + 1000)
-    steps: int = 40  # RewardTrainer optimiser steps (max_steps)
+    n_steps: int = 40  # RewardTrainer optimiser steps (TRL's max_steps)
     batch_size: int = 32  # pairs per step
     lr: float = 3e-3  # AdamW learning rate (linear decay)
     seed: int = 0  # model initialisation, data and batch order
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_embd", "n_head", "n_train_pairs", "n_eval_pairs", "n_steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SceneRewardConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"SceneRewardConfig.n_embd must be a multiple of n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
+        if not (self.lr > 0 and self.lr < float("inf")):
+            raise ValueError(f"SceneRewardConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"SceneRewardConfig.seed must be an integer >= 0, got {self.seed!r}")
+
+
+def disable_hub_telemetry() -> None:
+    """huggingface_hub reads HF_HUB_DISABLE_TELEMETRY once, at its import: if it was imported before this
+    module (e.g. by ``datasets``), switch its flag off too, so that TRL's ``send_telemetry`` sends nothing."""
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ.get("HF_HUB_DISABLE_TELEMETRY", "").upper() in ("1", "ON", "YES", "TRUE"):
+        constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 def make_reward_model(tokenizer, cfg: Optional[SceneRewardConfig] = None):
@@ -89,26 +123,33 @@ def score(model, tokenizer, prompts: Sequence[str], responses: Sequence[str]) ->
         return model(input_ids=ids, attention_mask=mask).logits[:, 0].float()  # (B,)
 
 
-def pair_accuracy(model, tokenizer, dataset) -> float:
-    """Share of the dataset's pairs where r_phi(prompt, chosen) > r_phi(prompt, rejected), a tie counting 1/2."""
+def pair_rewards(model, tokenizer, dataset):
+    """(r_phi(prompt, chosen), r_phi(prompt, rejected)), each (N,), for a prompt / chosen / rejected dataset."""
     r_c = score(model, tokenizer, dataset["prompt"], dataset["chosen"])  # (N,)
     r_r = score(model, tokenizer, dataset["prompt"], dataset["rejected"])  # (N,)
-    return float(((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).mean())
+    return r_c, r_r
+
+
+def dataset_pair_accuracy(model, tokenizer, dataset) -> float:
+    """``bradley_terry.pair_accuracy`` of r_phi on a prompt / chosen / rejected dataset (a tie counting 1/2)."""
+    return pair_accuracy(*pair_rewards(model, tokenizer, dataset))
 
 
 def accuracy_by_kind(model, tokenizer, dataset) -> Dict[str, float]:
-    """``pair_accuracy`` per value of the dataset's ``kind`` column (hallucination / coverage / sycophancy)."""
+    """``dataset_pair_accuracy`` per value of the dataset's ``kind`` column (e.g. hallucination / coverage / sycophancy)."""
     if "kind" not in dataset.column_names:
         raise ValueError("the dataset has no 'kind' column")
+    r_c, r_r = pair_rewards(model, tokenizer, dataset)  # (N,), (N,) scored once
     kinds = dataset["kind"]
-    return {
-        kind: pair_accuracy(model, tokenizer, dataset.select([i for i, k in enumerate(kinds) if k == kind]))
-        for kind in sorted(set(kinds))
-    }
+    out = {}
+    for kind in sorted(set(kinds)):
+        mask = torch.tensor([k == kind for k in kinds])  # (N,)
+        out[kind] = pair_accuracy(r_c[mask], r_r[mask])
+    return out
 
 
 def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardConfig] = None, output_dir: Optional[str] = None):
-    """Train ``model`` with TRL's ``RewardTrainer`` for ``cfg.steps`` steps; return the trainer (its log in ``state.log_history``).
+    """Train ``model`` with TRL's ``RewardTrainer`` for ``cfg.n_steps`` steps; return the trainer (its log in ``state.log_history``).
 
     Offline and local: no hub, no reporting, nothing saved unless ``output_dir`` is given (a
     temporary folder otherwise, deleted afterwards).
@@ -119,6 +160,7 @@ def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardCon
     from course_kit.runtime import progress_enabled
 
     cfg = cfg or SceneRewardConfig()
+    disable_hub_telemetry()
     if not progress_enabled():
         import datasets
 
@@ -126,10 +168,14 @@ def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardCon
     train_dataset = tokenize_pairs(train_dataset, tokenizer)
     with tempfile.TemporaryDirectory() as tmp:
         args = RewardConfig(
-            output_dir=output_dir or tmp, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+            output_dir=output_dir or tmp, max_steps=cfg.n_steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.lr, seed=cfg.seed, data_seed=cfg.seed, report_to=[], save_strategy="no",
-            logging_steps=max(cfg.steps // 6, 1), disable_tqdm=not progress_enabled(), push_to_hub=False,
+            logging_steps=max(cfg.n_steps // 6, 1), disable_tqdm=not progress_enabled(), push_to_hub=False,
             use_cpu=get_device().type == "cpu", dataloader_num_workers=0,
+            # RewardConfig turns activation checkpointing on through the deprecated `gradient_checkpointing`
+            # (a FutureWarning on every run); the new name, set explicitly, silences it at its source. The
+            # 1-layer model needs no checkpointing, and recomputing activations changes no number.
+            activation_checkpointing=False,
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer)
         if not progress_enabled():  # the printer callback writes timings to stdout (not reproducible)
@@ -149,13 +195,13 @@ def train_scene_reward_model(cfg: Optional[SceneRewardConfig] = None):
     held_out = preference_dataset(cfg.n_eval_pairs, seed=cfg.seed + 1000)
     model = make_reward_model(tokenizer, cfg)
     model.eval()
-    before = pair_accuracy(model, tokenizer, held_out)
+    before = dataset_pair_accuracy(model, tokenizer, held_out)
     trainer = train_with_trl(model, tokenizer, train, cfg)
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     info = {
         "config": asdict(cfg),
         "held_out_accuracy_before": round(before, 4),
-        "held_out_accuracy": round(pair_accuracy(model, tokenizer, held_out), 4),
+        "held_out_accuracy": round(dataset_pair_accuracy(model, tokenizer, held_out), 4),
         "first_logged_loss": round(losses[0], 4) if losses else None,
         "last_logged_loss": round(losses[-1], 4) if losses else None,
     }

@@ -1,8 +1,9 @@
 """The exact-level preference world: one prompt, K candidate responses, a hidden gold reward.
 
 Used by Lab 02 (reward modelling), Lab 03 (PPO and reward hacking) and Lab 05 (MaxMin-RLHF).
-Seeds: 001 "Preference data collection", "Reward model training" (Bradley-Terry) and
-"Reinforcement learning fine tuning"; 000 "The Mathematics of Reward Hacking".
+Sources: the EPFL EE-559 slides on RLHF, "Preference data collection", "Reward model training"
+(Bradley-Terry) and "Reinforcement learning fine tuning"; the lecture "Week 13: Bias, Fairness, and
+Safety in VLMs", section "The Mathematics of Reward Hacking".
 
 Everything an RLHF pipeline does to one prompt x can be computed *exactly* when the response
 space is a short list of K responses y_1..y_K: a policy is a probability vector, KL is a sum,
@@ -22,14 +23,14 @@ pi_ref puts almost all its mass on the ``n_responses - n_long`` short/medium res
 (len in ``common_length_range``, all below len*) and only ``long_mass`` in total on the
 ``n_long`` very long ones (len in ``long_length_range``, well past len*).
 
-Preferences follow Bradley-Terry (seed 001):
+Preferences follow Bradley-Terry (the EPFL EE-559 slides on RLHF, "Reward model training"):
 
     P(y_a > y_b) = exp r*(y_a) / (exp r*(y_a) + exp r*(y_b)) = sigmoid(r*(y_a) - r*(y_b))   (2)
 
 Why reward hacking happens downstream (Lab 03)
 ----------------------------------------------
 Pairs are drawn from pi_ref, so a reward model almost only sees short/medium responses, where
-"longer is better" is true. A reward model that is linear in the features (``reward.RewardModel``)
+"longer is better" is true. A reward model that is linear in the features (``preference.bradley_terry.RewardModel``)
 cannot represent the -c len^2 term: it learns a positive length slope and extrapolates it to the
 rarely-seen very long responses, scoring them far above their (negative) gold reward. The proxy's
 argmax is then a very long response whose gold reward is well below the gold optimum; a policy
@@ -39,10 +40,10 @@ that maximises the proxy without a KL anchor to pi_ref moves its mass there (Lab
 Exact references
 ----------------
 - ``kl_regularized_optimum``: the maximiser of E_p[r] - beta KL(p || pi_ref) is
-  pi*(y) = pi_ref(y) exp(r(y) / beta) / Z (seed 001, "KL-regularized reward maximization").
-- ``bradley_terry_mle``: the per-response maximum-likelihood scores of (2) from a list of
-  pairs (Newton's method on the convex log-likelihood), identified only up to a shift, so
-  returned centred.
+  pi*(y) = pi_ref(y) exp(r(y) / beta) / Z (the EPFL EE-559 slides on RLHF, "KL-regularized reward maximization").
+- The Bradley-Terry fits (the per-response MLE ``bradley_terry_mle``, the linear Newton fit, the
+  loss) live in ``course_kit.preference.bradley_terry``; ``check_vector``, ``check_probs`` and
+  ``check_pairs`` here are the input checks every preference module shares.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ class PreferenceWorld:
         if not 0.0 <= float(label_noise) <= 0.5:
             raise ValueError(f"label_noise must be in [0, 0.5] (0.5 = random labels), got {label_noise}")
         K = self.n_responses
-        reward = self.gold_reward if reward is None else _check_vector(reward, "reward", K)
-        probs = self.ref_probs() if policy_probs is None else _check_probs(policy_probs, "policy_probs", K)
+        reward = self.gold_reward if reward is None else check_vector(reward, "reward", K)
+        probs = self.ref_probs() if policy_probs is None else check_probs(policy_probs, "policy_probs", K)
         if int((probs > 0).sum()) < 2:
             raise ValueError("policy_probs must put mass on at least two responses to form a pair")
         ab = torch.multinomial(probs.expand(n_pairs, K), 2, replacement=False, generator=generator)  # (N, 2)
@@ -201,70 +202,34 @@ def kl_regularized_optimum(ref_probs: torch.Tensor, reward: torch.Tensor, beta: 
         raise TypeError(f"beta must be a number > 0, got {type(beta).__name__}") from None
     if not (beta > 0 and beta < float("inf")):
         raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    ref_probs = _check_probs(ref_probs, "ref_probs")
-    reward = _check_vector(reward, "reward", ref_probs.shape[0])
+    ref_probs = check_probs(ref_probs, "ref_probs")
+    reward = check_vector(reward, "reward", ref_probs.shape[0])
     logits = torch.log(ref_probs) + reward / beta  # (K,) -inf where pi_ref is 0
     return torch.softmax(logits, dim=0)
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     """TV(p, q) = 1/2 sum_y |p(y) - q(y)| between two probability vectors of the same length."""
-    p = _check_probs(p, "p")
-    q = _check_probs(q, "q", p.shape[0])
+    p = check_probs(p, "p")
+    q = check_probs(q, "q", p.shape[0])
     return float(0.5 * (p - q).abs().sum())
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
     """KL(p || q) = sum_y p(y) log(p(y) / q(y)), with 0 log 0 = 0; inf if p puts mass where q has none."""
-    p = _check_probs(p, "p")
-    q = _check_probs(q, "q", p.shape[0])
+    p = check_probs(p, "p")
+    q = check_probs(q, "q", p.shape[0])
     support = p > 0
     if bool((q[support] == 0).any()):
         return float("inf")
     return float((p[support] * (torch.log(p[support]) - torch.log(q[support]))).sum())
 
 
-def bradley_terry_mle(
-    n_responses: int,
-    chosen: torch.Tensor,
-    rejected: torch.Tensor,
-    l2: float = 1e-4,
-    max_iter: int = 100,
-    tol: float = 1e-8,
-) -> torch.Tensor:
-    """Per-response maximum-likelihood Bradley-Terry scores s (K,), centred to mean 0.
-
-    Maximises (1/N) sum_i log sigmoid(s[chosen_i] - s[rejected_i]) - (l2 / 2) ||s||^2 by Newton's
-    method (the objective is concave; the tiny ridge ``l2`` keeps responses that never appear, or
-    that always win, finite). This is the reference fit that needs no features: with enough pairs
-    on every response it recovers the gold reward up to the unidentified shift.
-    """
-    if isinstance(n_responses, bool) or not isinstance(n_responses, int) or n_responses < 2:
-        raise ValueError(f"n_responses must be an integer >= 2, got {n_responses!r}")
-    chosen, rejected = _check_pairs(chosen, rejected, n_responses)
-    if not l2 > 0:
-        raise ValueError(f"l2 must be > 0 (it makes the Newton system solvable), got {l2}")
-    K, N = n_responses, chosen.shape[0]
-    D = torch.zeros(N, K, dtype=torch.float64)  # (N, K) row i is e_chosen - e_rejected
-    D[torch.arange(N), chosen] += 1.0
-    D[torch.arange(N), rejected] -= 1.0
-    s = torch.zeros(K, dtype=torch.float64)  # (K,)
-    for _ in range(max_iter):
-        margin = D @ s  # (N,)
-        p = torch.sigmoid(margin)  # (N,) model probability of the observed label
-        grad = D.T @ (1.0 - p) / N - l2 * s  # (K,) gradient of the objective
-        hess = (D.T * (p * (1.0 - p))) @ D / N + l2 * torch.eye(K, dtype=torch.float64)  # (K, K) minus Hessian
-        step = torch.linalg.solve(hess, grad)  # (K,)
-        s = s + step
-        if float(step.abs().max()) < tol:
-            break
-    return (s - s.mean()).float()
-
-
 # ----------------------------------------------------------------------------- input checks
 
 
-def _check_vector(x: torch.Tensor, name: str, length: Optional[int] = None) -> torch.Tensor:
+def check_vector(x: torch.Tensor, name: str, length: Optional[int] = None) -> torch.Tensor:
+    """A finite, non-empty 1-D tensor (of ``length`` entries when given) as float32; clear errors otherwise."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 1 or x.numel() == 0:
@@ -276,14 +241,16 @@ def _check_vector(x: torch.Tensor, name: str, length: Optional[int] = None) -> t
     return x.float()
 
 
-def _check_probs(p: torch.Tensor, name: str, length: Optional[int] = None) -> torch.Tensor:
-    p = _check_vector(p, name, length)
+def check_probs(p: torch.Tensor, name: str, length: Optional[int] = None) -> torch.Tensor:
+    """A probability vector (finite, non-negative, summing to 1 within 1e-4) as float32; clear errors otherwise."""
+    p = check_vector(p, name, length)
     if bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-4:
         raise ValueError(f"{name} must be a probability vector (non-negative, summing to 1), got sum {float(p.sum()):.6f}")
     return p
 
 
-def _check_pairs(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def check_pairs(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(N,) integer response indices in [0, n_responses) for chosen and rejected, as int64; clear errors otherwise."""
     for name, x in (("chosen", chosen), ("rejected", rejected)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of response indices, got {type(x).__name__}")
@@ -296,3 +263,20 @@ def _check_pairs(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int)
     if chosen.shape != rejected.shape:
         raise ValueError(f"chosen and rejected must have the same length, got {chosen.shape[0]} and {rejected.shape[0]}")
     return chosen.long(), rejected.long()
+
+
+# Private spellings kept for the modules that still use them (``preference/dpo_exact.py``); use the public names.
+_check_vector, _check_probs, _check_pairs = check_vector, check_probs, check_pairs
+
+
+def __getattr__(name: str):
+    """``bradley_terry_mle`` moved to ``course_kit.preference.bradley_terry`` (the one home of the BT fits).
+
+    Kept readable here, resolved lazily (a world never imports the preference package at import time),
+    until every caller imports it from its home.
+    """
+    if name == "bradley_terry_mle":
+        import importlib
+
+        return importlib.import_module("course_kit.preference.bradley_terry").bradley_terry_mle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
