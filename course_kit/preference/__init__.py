@@ -1,6 +1,6 @@
 """Preference learning: Bradley-Terry reward models, DPO, EM over user clusters, AI feedback.
 
-- ``bradley_terry``: Bradley-Terry reward models: the loss, a small feature-based reward model, and our trainer.
+- ``bradley_terry``: Bradley-Terry reward models: the likelihood, its Newton fit, a linear reward model and our Adam trainer.
 - ``dpo``: The DPO loss and its gradient weight (Rafailov et al. 2023, "Direct Preference Optimization", eq. 7), Lab 04.
 - ``dpo_exact``: DPO on the exact level: a softmax policy over K responses reaches the KL-regularised optimum (Lab 04, part 2).
 - ``dpo_lm``: DPO on the tiny scene LM against hallucination and sycophancy (Lab 04, part 3).
@@ -14,9 +14,13 @@ defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated f
 from importlib import import_module
 
 _EXPORTS = {  # public name -> the module that defines it
+    "ProxyFit": "bradley_terry",
     "RewardModel": "bradley_terry",
     "RewardTrainingConfig": "bradley_terry",
     "bradley_terry_loss": "bradley_terry",
+    "bradley_terry_mle": "bradley_terry",
+    "fit_linear_bradley_terry": "bradley_terry",
+    "fit_proxy_reward": "bradley_terry",
     "pair_accuracy": "bradley_terry",
     "train_reward_model": "bradley_terry",
     "dpo_gradient_weight": "dpo",
@@ -68,8 +72,10 @@ _EXPORTS = {  # public name -> the module that defines it
     "SceneRewardConfig": "reward_trl",
     "accuracy_by_kind": "reward_trl",
     "build_checkpoint": "reward_trl",
+    "dataset_pair_accuracy": "reward_trl",
     "load_scene_reward_model": "reward_trl",
     "make_reward_model": "reward_trl",
+    "pair_rewards": "reward_trl",
     "score": "reward_trl",
     "tokenize_pairs": "reward_trl",
     "train_scene_reward_model": "reward_trl",

@@ -7,8 +7,7 @@
 - ``maxmin``: Lab 05's figures and its explorer (MaxMin-RLHF): who likes what, EM vs labels per user, Algorithm 1.
 - ``portrait_plots``: Figures of Lab 06 (seed 002, Figs. 2-3 and 5-11 at toy scale): image grids, confusion matrix, curves.
 - ``ppo``: Lab 03's figures and its beta explorer (PPO with a KL penalty, reward hacking).
-- ``reward_plots``: Lab 02's figures (reward models from preference pairs); each returns ``(fig, ax)`` and draws nothing else.
-- ``reward_widgets``: Lab 02's widget: refit the reward model as the number of pairs and the label noise change.
+- ``reward``: Lab 02's figures and its explorer (reward models from preference pairs).
 - ``style``: The course's small plotting style, used by every lab's figures.
 
 Names are re-exported lazily: ``from course_kit.viz import X`` imports only the module that
@@ -52,13 +51,15 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_step_size": "ppo",
     "plot_trajectory": "ppo",
     "sweep_figure": "ppo",
-    "plot_calibration": "reward_plots",
-    "plot_noise_sweep": "reward_plots",
-    "plot_pairs_sweep": "reward_plots",
-    "plot_proxy_vs_gold": "reward_plots",
-    "plot_world": "reward_plots",
-    "N_PAIRS_OPTIONS": "reward_widgets",
-    "RewardExplorer": "reward_widgets",
+    "EXPLORER_L2": "reward",
+    "NOISE_OPTIONS": "reward",
+    "N_PAIRS_OPTIONS": "reward",
+    "RewardExplorer": "reward",
+    "plot_calibration": "reward",
+    "plot_noise_sweep": "reward",
+    "plot_pairs_sweep": "reward",
+    "plot_proxy_vs_gold": "reward",
+    "plot_world": "reward",
     "ACCENT": "style",
     "MAJORITY": "style",
     "MINORITY": "style",
