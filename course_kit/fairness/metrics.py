@@ -70,7 +70,9 @@ def group_report(y_true, y_pred, groups, names: Sequence[str] = ("A", "B")):
 
     y_true = as_binary("y_true", y_true).numpy()
     y_pred = as_binary("y_pred", y_pred).numpy()
-    group_names = np.asarray([names[int(g)] for g in np.asarray(groups).flatten()])
+    import pandas as pd
+
+    group_names = pd.Series([names[int(g)] for g in np.asarray(groups).flatten()], name="group")
     if not (len(y_true) == len(y_pred) == len(group_names)):
         raise ValueError(f"y_true, y_pred and groups must have the same length, got {len(y_true)}, {len(y_pred)}, {len(group_names)}")
     with warnings.catch_warnings():
