@@ -65,6 +65,12 @@ def probe_accuracy(train: Tuple[Tensor, Tensor], test: Tuple[Tensor, Tensor], ki
     return float((predict(probe, test[0]) == test[1]).float().mean())
 
 
+def router_scores(train: "Split", test: "Split", seed: int = 0) -> Tensor:
+    """P(slow lane) (N,) on ``test`` of a router fitted on ``train``'s historical labels (for threshold studies)."""
+    router = fit_linear(train.features, train.labels, seed)
+    return torch.as_tensor(router.predict_proba(test.features.numpy())[:, 1]).float()
+
+
 def slow_lane_rates(decision: Tensor, brand: Tensor, damaged: Tensor) -> Dict[str, Dict[str, float]]:
     """P(slow lane | brand, condition): {"undamaged": {"A", "B"}, "damaged": {"A", "B"}}."""
     out: Dict[str, Dict[str, float]] = {}

@@ -1,4 +1,4 @@
-"""Lab 07's figures: the two worlds, the embeddings in 2-D, the representation gap, routing by brand.
+"""Lab 07's figures and explorer: the two worlds, the embeddings in 2-D, the representation gap, routing by brand.
 
 Each function returns the matplotlib figure (the notebook ends the cell with ``plt.show()``).
 Colours: ``MAJORITY`` (blue) for the majority style and Brand B, ``MINORITY`` (red) for the minority
@@ -12,6 +12,7 @@ from typing import Dict, Sequence
 import torch
 from torch import Tensor
 
+from course_kit.viz.explorer import Explorer
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 from course_kit.worlds.latent_world import BRANDS, CONCEPTS, STYLES
 
@@ -103,3 +104,64 @@ def plot_ablation(ablation: Dict[str, Dict[str, float]]):
     axes[1].set(xlabel="slow-lane rate A - B (undamaged)")
     axes[1].set_yticks(y, [""] * len(names))
     return fig
+
+
+class RoutingExplorer(Explorer):
+    """Move the router's decision threshold and watch the slow-lane rates per brand, before and after erasure.
+
+    Built from precomputed router scores P(slow lane) (``proxy.router_scores``), so a move only
+    thresholds two vectors and updates bar heights (no refitting). ``update(threshold=...)`` returns
+    the rates, the demographic parity and equalized odds differences of both routers.
+    """
+
+    def __init__(self, scores: Dict[str, Tensor], brand: Tensor, damaged: Tensor, threshold: float = 0.5):
+        super().__init__()
+        import ipywidgets as widgets
+
+        if set(scores) != {"before", "after"}:
+            raise ValueError(f"scores must have the keys 'before' and 'after', got {sorted(scores)}")
+        self.scores, self.brand, self.damaged = scores, brand, damaged
+        self.masks = {(cond, b): (damaged == cond) & (brand == b) for cond in (0, 1) for b in (0, 1)}
+        self.fig, axes = new_figure(ncols=2, width=3.4, height=2.8)
+        self.bars = {}
+        for ax, stage in zip(axes, ("before", "after")):
+            for b, (name, colour) in enumerate(zip(BRANDS, (MINORITY, MAJORITY))):
+                self.bars[stage, b] = ax.bar([k + 0.38 * b for k in range(2)], [0, 0], width=0.36, color=colour,
+                                             label=f"Brand {name}")
+            ax.set_xticks([0.19, 1.19], ["undamaged", "damaged"])
+            ax.set(title=f"router {stage} erasure", ylabel="slow-lane rate", ylim=(0, 1.05))
+        axes[0].legend()
+        slider = widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
+                                     continuous_update=False, readout_format=".2f")
+        self.observe("threshold", slider)
+        self.widget = widgets.VBox([slider, self.label, self.output])
+        self.update(threshold=threshold)
+
+    def compute(self, threshold: float) -> Dict[str, Dict[str, float]]:
+        """Rates and parity differences of both routers at ``threshold`` (no drawing)."""
+        from course_kit.fairness.metrics import demographic_parity_difference, equalized_odds_difference
+
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        state = {}
+        for stage, score in self.scores.items():
+            decision = (score >= threshold).long()  # (N,) 1 = slow lane
+            state[stage] = {f"{'damaged' if cond else 'undamaged'} {BRANDS[b]}": float(decision[m].float().mean())
+                            for (cond, b), m in self.masks.items()}
+            state[stage]["demographic_parity_difference"] = float(demographic_parity_difference(decision, self.brand))
+            state[stage]["equalized_odds_difference"] = float(equalized_odds_difference(self.damaged, decision, self.brand))
+        return state
+
+    def update(self, **values) -> Dict:
+        threshold = float(values.get("threshold", self.controls["threshold"].value))
+        state = self.compute(threshold)
+        for stage in ("before", "after"):
+            for b in (0, 1):
+                heights = (state[stage][f"undamaged {BRANDS[b]}"], state[stage][f"damaged {BRANDS[b]}"])
+                for rect, h in zip(self.bars[stage, b], heights):
+                    rect.set_height(h)
+        self.label.value = (f"threshold {threshold:.2f}: equalized odds difference before {state['before']['equalized_odds_difference']:.3f}, "
+                            f"after {state['after']['equalized_odds_difference']:.3f}")
+        self.state = {"threshold": threshold, **state}
+        self.show(self.fig)
+        return self.state
