@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from course_kit.fairness.clip_encoder import (ClipConfig, build_clip, contrastive_loss, embed_images, embed_texts,
+from course_kit.fairness.clip_encoder import (ClipConfig, build_checkpoint, build_clip, contrastive_loss, embed_images, embed_texts,
                                               tokenize, train_clip)
 from course_kit.fairness.erasure import class_mean_gap, erase, fit_eraser
 from course_kit.fairness.metrics import demographic_parity_difference, equalized_odds_difference, group_report
@@ -138,3 +138,17 @@ def test_slow_lane_rates_and_mean_and_sd():
     assert rates == {"undamaged": {"A": 0.5, "B": 1.0}, "damaged": {"A": 0.0, "B": 0.5}}
     summary = mean_and_sd([{"a": {"x": 1.0}}, {"a": {"x": 3.0}}])
     assert summary == {"a": {"x": {"mean": 2.0, "sd": pytest.approx(2 ** 0.5)}}}
+
+
+def test_build_checkpoint_writes_six_encoders_that_load_back(tmp_path, capsys):
+    from course_kit.fairness.clip_encoder import load_clip, load_config
+
+    root = build_checkpoint(tmp_path, base=TINY)
+    assert sorted(p.name for p in root.iterdir()) == [f"{w}_seed{s}" for w in ("balanced", "skewed") for s in (0, 1, 2)]
+    assert load_config("balanced", 1, root=tmp_path).minority_share == 0.5
+    model = load_clip("skewed", 2, root=tmp_path)
+    assert embed_images(model, torch.rand(2, 3, 16, 16)).shape == (2, 8)
+    with pytest.raises(ValueError, match="which"):
+        load_clip("fair", 0, root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="build-data latent_clip"):
+        load_clip("skewed", 0, root=tmp_path / "empty")

@@ -230,14 +230,14 @@ def load_config(which: str = "skewed", seed: int = 0, root=None) -> ClipConfig:
     return ClipConfig(**json.loads((checkpoint_dir(which, seed, root) / "config.json").read_text()))
 
 
-def build_checkpoint(out_dir) -> Path:
-    """``course-kit build-data latent_clip``: train the skewed and the balanced encoder from each of
-    ``TRAINING_SEEDS`` into out_dir/latent_clip/<which>_seed<seed>/ (about 6 x 40 s on a CPU)."""
+def build_checkpoint(out_dir, base: ClipConfig = ClipConfig()) -> Path:
+    """``course-kit build-data latent_clip``: train the skewed (``base``) and the balanced encoder from each
+    of ``TRAINING_SEEDS`` into out_dir/latent_clip/<which>_seed<seed>/ (about 6 x 40 s on a CPU)."""
     from course_kit.runtime import single_thread
 
     for seed, which in ((s, w) for s in TRAINING_SEEDS for w in ENCODERS):
         with single_thread():  # the notebooks' thread count; deterministic
-            config = replace(ClipConfig(), seed=seed, minority_share=ClipConfig().minority_share if which == "skewed" else BALANCED_SHARE)
+            config = replace(base, seed=seed, minority_share=base.minority_share if which == "skewed" else BALANCED_SHARE)
             model, losses = train_clip(config, device="cpu")
         save_clip(model, config, checkpoint_dir(which, seed, out_dir))
         print(f"latent_clip/{which}_seed{seed}: minority share {config.minority_share}, final loss {sum(losses[-50:]) / 50:.3f}")
