@@ -37,6 +37,7 @@ LABS: Dict[str, str] = {
     "dpo": "course_kit.experiments.dpo:headline",  # Lab 04: DPO and its saturating gradient
     "maxmin": "course_kit.experiments.maxmin:headline",  # Lab 05: MaxMin-RLHF
     "ddpo": "course_kit.experiments.ddpo:headline",  # Lab 06: DDPO gender debiasing
+    "latent": "course_kit.experiments.latent:headline",  # Lab 07: representation gaps and proxy discrimination
 }
 
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
@@ -46,6 +47,7 @@ DATA: Dict[str, str] = {
     "scene_reward_model": "course_kit.preference.reward_trl:build_checkpoint",  # Lab 02 -> Lab 03: TRL reward model of the scene world
     "portrait_diffusion": "course_kit.diffusion.portrait_diffusion:build",  # Lab 06: toy latent diffusion model of portraits
     "portrait_classifier": "course_kit.diffusion.portrait_classifier:build",  # Lab 06: presentation classifier (reward model)
+    "latent_clip": "course_kit.fairness.clip_encoder:build_checkpoint",  # Lab 07: tiny CLIPs, skewed and balanced, 3 seeds
 }
 
 # one line per lab for `course-kit list`
@@ -56,6 +58,7 @@ DESCRIPTIONS: Dict[str, str] = {
     "dpo": "Lab 04: DPO reaches pi* and lowers hallucination (CHAIR) and sycophancy",
     "maxmin": "Lab 05: MaxMin-RLHF: EM clusters of users, then max-min policy optimisation",
     "ddpo": "Lab 06: DDPO fine-tuning of a diffusion model to balance perceived gender",
+    "latent": "Lab 07: a tiny CLIP's minority gap, proxy routing by brand, LEACE erasure",
 }
 
 

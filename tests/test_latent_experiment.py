@@ -1,0 +1,35 @@
+"""Lab 07's headline (``course-kit run latent``) on the stored checkpoints, quick budget."""
+
+import pytest
+
+from course_kit.cli import DATA, DESCRIPTIONS, LABS
+from course_kit.experiments.latent import headline
+
+
+def test_latent_is_registered():
+    assert LABS["latent"] == "course_kit.experiments.latent:headline" and "latent" in DESCRIPTIONS
+    assert DATA["latent_clip"] == "course_kit.fairness.clip_encoder:build_checkpoint"
+
+
+def test_quick_headline_reports_the_issue_figures():
+    figures = headline(quick=True, seed=0)
+    for which in ("skewed", "balanced"):
+        for metric in ("cosine", "zero_shot_accuracy"):
+            assert set(figures["representation"][which][metric]) == {"majority", "minority"}
+    skewed, balanced = figures["representation"]["skewed"], figures["representation"]["balanced"]
+    gap = lambda r, m: r[m]["majority"] - r[m]["minority"]
+    for metric in ("cosine", "zero_shot_accuracy"):
+        assert gap(skewed, metric) > 0.05 and gap(skewed, metric) > gap(balanced, metric) + 0.05
+    before, after = figures["proxy"]["before"], figures["proxy"]["after"]
+    for stage in (before, after):
+        assert {"probe_accuracy", "slow_lane_rate", "task_accuracy", "demographic_parity_difference",
+                "equalized_odds_difference"} <= set(stage)
+        assert set(stage["slow_lane_rate"]) == {"A", "B"}
+    assert before["slow_lane_rate"]["A"] - before["slow_lane_rate"]["B"] > 0.3
+    assert before["probe_accuracy"] > 0.8 and abs(after["probe_accuracy"] - 0.5) < 0.06
+    assert abs(after["slow_lane_rate"]["A"] - after["slow_lane_rate"]["B"]) < 0.1
+
+
+def test_bad_option_is_rejected():
+    with pytest.raises(ValueError, match="n_seeds"):
+        headline(n_seeds=0)
