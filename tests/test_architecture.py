@@ -25,6 +25,7 @@ FORBIDDEN_IMPORTS = {
     "preference": {"rl", "diffusion", "viz", "exercises", "experiments"},
     "rl": {"diffusion", "viz", "exercises", "experiments"},
     "diffusion": {"viz", "exercises", "experiments"},
+    "fairness": {"preference", "rl", "diffusion", "viz", "exercises", "experiments"},
     "experiments": {"viz", "exercises"},
 }
 # names that the one-name-per-concept table replaces

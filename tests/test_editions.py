@@ -52,3 +52,16 @@ def test_every_lab_has_exercises_and_its_student_edition_has_no_solution(path, t
     text = "".join("".join(c["source"]) for c in student["cells"])
     assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
     assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
+
+
+STUDENT_DIR = editions.LABS_DIR.parent / "student"
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_committed_student_edition_is_up_to_date(path):
+    stored = STUDENT_DIR / path.name
+    assert stored.exists(), f"student/{path.name} is missing: run `make student-edition`"
+    fresh = editions.student_notebook(nbformat.read(path, as_version=4))
+    mine = nbformat.read(stored, as_version=4)
+    assert [(c.cell_type, c.source) for c in mine.cells] == [(c.cell_type, c.source) for c in fresh.cells], \
+        f"student/{path.name} is out of date: run `make student-edition`"

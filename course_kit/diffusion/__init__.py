@@ -24,7 +24,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "PROMPTS": "cfg_denoiser",
     "learned_noise_fn": "cfg_denoiser",
     "prompt_mixtures": "cfg_denoiser",
-    "timestep_embedding": "cfg_denoiser",
     "train_denoiser": "cfg_denoiser",
     "SamplerConfig": "cfg_guidance",
     "amplification_curve": "cfg_guidance",

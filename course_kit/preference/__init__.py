@@ -36,7 +36,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "policy_for_beta": "dpo_exact",
     "DPOTrainConfig": "dpo_lm",
     "clone": "dpo_lm",
-    "disable_hub_telemetry": "dpo_lm",
     "evaluate_prompts": "dpo_lm",
     "make_trl_trainer": "dpo_lm",
     "mean_logratios": "dpo_lm",

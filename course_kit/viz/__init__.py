@@ -4,6 +4,7 @@
 - ``ddpo_widgets``: Widgets of Lab 06: step DDPO one epoch at a time and watch the portraits and the female share change.
 - ``dpo``: Lab 04's figures and its explorer (DPO, Rafailov et al. 2023, "Direct Preference Optimization").
 - ``explorer``: The one interface every lab's widget follows (every lab with an explorer).
+- ``latent``: Lab 07's figures and explorer: the two worlds, the embeddings in 2-D, the representation gap, routing by brand.
 - ``maxmin``: Lab 05's figures and its explorer (MaxMin-RLHF): who likes what, EM vs labels per user, Algorithm 1.
 - ``portrait_plots``: Figures of Lab 06 (seed 002, Figs. 2-3 and 5-11 at toy scale): image grids, confusion matrix, curves.
 - ``ppo``: Lab 03's figures and its beta explorer (PPO with a KL penalty, reward hacking).
@@ -30,8 +31,15 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_exact_policies": "dpo",
     "plot_gradient_weight": "dpo",
     "plot_lm_metrics": "dpo",
-    "plot_training": "dpo",
     "Explorer": "explorer",
+    "MARKERS": "latent",
+    "RoutingExplorer": "latent",
+    "plot_ablation": "latent",
+    "plot_gap": "latent",
+    "plot_projection": "latent",
+    "plot_routing": "latent",
+    "project_2d": "latent",
+    "show_images": "latent",
     "MaxMinExplorer": "maxmin",
     "plot_em_degradation": "maxmin",
     "plot_iterations": "maxmin",
