@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_kit.diffusion.ddpo import DDPOConfig, DiffusionPolicy
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy
+from course_kit.diffusion.ddpo import DDPOConfig
 from course_kit.diffusion.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
 from course_kit.diffusion.hf_gender_classifier import HFGenderClassifier, save_tiny_vit_classifier
 from course_kit.runtime import set_progress
@@ -37,8 +38,8 @@ def test_tiny_switch_and_threshold():
 
 def test_default_configs():
     full = default_ddpo_config("full")
-    assert (full.num_steps, full.eta, full.guidance_scale, full.lr, full.clip_range) == (20, 1.0, 5.0, 3e-4, 1e-4)
-    assert default_ddpo_config("full", num_steps=50, trust_region="truly").num_steps == 50
+    assert (full.n_inference_steps, full.eta, full.w, full.lr, full.clip_range) == (20, 1.0, 5.0, 3e-4, 1e-4)
+    assert default_ddpo_config("full", n_inference_steps=50, trust_region="truly").n_inference_steps == 50
     assert default_ddpo_config("toy") == DDPOConfig()
 
 
@@ -55,7 +56,7 @@ def test_smoke_script_on_cpu():
     spec = importlib.util.spec_from_file_location("full_scale_smoke", REPO / "scripts" / "full_scale_smoke.py")
     smoke = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(smoke)
-    result = smoke.main(["--device", "cpu", "--num-steps", "2", "--batch-size", "2", "--trust-region", "truly"])
+    result = smoke.main(["--device", "cpu", "--n-inference-steps", "2", "--batch-size", "2", "--trust-region", "truly"])
     assert result["device"] == "CPU" and result["unet_dtype"] == "float32" and result["lora_dtype"] == "float32"
     assert result["peak_memory_gib"] is None and result["nan_skipped"] == 0
     assert result["lora_change"] > 0 and len(result["epoch_s"]) == 1
