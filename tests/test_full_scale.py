@@ -73,3 +73,52 @@ def test_toy_scale_uses_the_course_models():
     assert p_female.shape == (2,) and len(labels) == 2 and set(labels) <= {"female", "male", None}
     with pytest.raises(ValueError, match="only available at scale='full'"):
         build_lab06(scale="toy", threshold=0.8, device="cpu")
+
+
+def test_benchmark_runs_at_a_reduced_size_on_cpu():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_full_scale", REPO / "scripts" / "bench_full_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.SD15_UNET["block_out_channels"] == (320, 640, 1280, 1280) and bench.SD15_UNET["cross_attention_dim"] == 768
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = bench.main(["--size", "tiny", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("sample_s_per_image", "update_s_per_image", "update_to_sample_ratio", "peak_memory_gib", "lora_params"):
+        assert key in result
+    assert result["sample_s_per_image"] > 0 and result["update_s_per_image"] > 0 and result["nan_skipped"] == 0
+
+
+def test_half_precision_weights_are_loaded_as_the_fp16_variant(monkeypatch):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from course_kit.diffusion import sd_policy
+
+    seen = {}
+
+    class Fake:
+        scheduler = DDIMScheduler()
+
+        def to(self, device):
+            return self
+
+    def fake_from_pretrained(model_id, **kwargs):
+        seen.update(kwargs)
+        return Fake()
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", staticmethod(fake_from_pretrained))
+    sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=torch.float16)
+    assert seen["variant"] == "fp16" and seen["torch_dtype"] == torch.float16
+    seen.clear()
+    sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=torch.float32)
+    assert "variant" not in seen
+
+
+def test_full_scale_precision_follows_the_device():
+    expected = "fp16" if torch.cuda.is_available() else "no"
+    assert default_ddpo_config("full").mixed_precision == expected
+    assert default_ddpo_config("toy").mixed_precision == "no"

@@ -109,8 +109,8 @@ register_question(Question(
     tol=0.01, hint="read the engineer prompt's line of the CFG sweep at the right weight"))
 register_question(Question(
     id="lab06.q3", lab="06", choices=("a", "b", "c", "d"),
-    expected=lambda none_rise: "abcd"[max(range(len(none_rise)), key=lambda i: none_rise[i])],
-    hint="subtract the two numbers of the None-rate column for each run"))
+    expected=lambda rises: "abcd"[max(range(len(rises)), key=lambda i: rises[i])],
+    hint="subtract the two numbers of the NN-distance column for each run"))
 register_question(Question(
     id="lab06.q4", lab="06", expected=lambda batch: float(reference_r_balance(batch)[-1]),
     tol=1e-3, hint="compute q from the images labelled female or male only, then find the minority"))

@@ -254,3 +254,77 @@ def quality_before_after(model: PortraitDiffusion, classifier: PortraitClassifie
     out = {k: (before[k], after[k]) for k in ("none_rate", "confidence", "nn_distance", "share", "oracle_share")}
     out["nn_distance_floor"] = (floor, floor)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Truly PPO against clipping over seeds, and where the KL of an update sits
+# ----------------------------------------------------------------------------------------------
+def trust_region_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256,
+                       trust_regions=("clip", "truly"), prompt: str = SHIFT_PROMPT) -> List[Dict[str, Any]]:
+    """R_shift runs per (trust region, seed): the training batch's share, approx_kl, clip_fraction per epoch.
+
+    Cheaper than ``run_ddpo``: the share per epoch is the training batch's (64 images sampled at the
+    start of the epoch, from the reward's info), and only the final model (after ``n_epochs``
+    updates) gets a separate evaluation of ``eval_n`` images.
+    ``outside_fraction`` (Truly PPO only) is the share of steps whose KL estimate fired the trigger.
+    """
+    classifier = load_classifier()
+    rows = []
+    for trust_region in trust_regions:
+        for seed in seeds:
+            seed_everything(seed)
+            model = load_model()
+            config = replace(SHIFT_CONFIG, trust_region=trust_region, seed=seed)
+            trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, "shift"), config)
+            history = [trainer.train_epoch([prompt]) for _ in range(n_epochs)]
+            rows.append({
+                "trust_region": trust_region, "seed": seed,
+                "share": [h["female_share"] for h in history],  # epoch k's batch: the model after k updates
+                "final_eval_share": evaluate(model, classifier, prompt, config.w, n=eval_n)["share"],
+                "approx_kl": [h["approx_kl"] for h in history],
+                "clip_fraction": [h["clip_fraction"] for h in history],
+                "outside_fraction": [h.get("outside_fraction", float("nan")) for h in history],
+            })
+    return rows
+
+
+@torch.no_grad()
+def per_step_kl(trainer: DDPOTrainer) -> Dict[str, List[float]]:
+    """For the trainer's last rollout: per denoising step, sigma_t and mean approx_kl = (r - 1) - log r of the update.
+
+    r compares the policy after the epoch's update with the policy that sampled the rollout,
+    per DDIM step (index 0 = the first, noisiest step).
+    """
+    from course_kit.diffusion.ddim_logprob import ddim_mean_std, ddim_step_with_logprob
+
+    ro, cfg, policy = trainer.last_rollout, trainer.config, trainer.policy
+    policy.scheduler.set_timesteps(cfg.n_inference_steps)
+    cond = policy.encode_prompts(ro.prompts)
+    sigmas, kls = [], []
+    for j, t in enumerate(ro.timesteps):
+        x_t, x_prev = ro.latents[:, j], ro.latents[:, j + 1]  # (B, 8)
+        eps = policy.predict_noise(x_t, t, cond, cfg.w)
+        _, log_prob = ddim_step_with_logprob(policy.scheduler, eps, t, x_t, eta=cfg.eta, prev_sample=x_prev)  # (B,)
+        log_ratio = log_prob - ro.log_probs[:, j]  # (B,)
+        kls.append(float(((log_ratio.exp() - 1) - log_ratio).mean()))
+        sigmas.append(float(ddim_mean_std(policy.scheduler, eps, t, x_t, cfg.eta)[1][0]))
+    return {"timestep": [int(t) for t in ro.timesteps], "sigma": sigmas, "approx_kl": kls}
+
+
+@torch.no_grad()
+def classifier_by_cue(classifier: PortraitClassifier, prompt: str, cues=(-1.0, 0.0, 1.0), n: int = 512,
+                      seed: int = 0) -> Dict[float, Dict[str, float]]:
+    """The classifier on training-style portraits of ``prompt`` whose hair cue is set to each value.
+
+    Per cue: mean P(female) and the shares labelled female, male and None. A cue of 0 is a portrait
+    whose presentation cannot be read (the toy's "no recognisable person").
+    """
+    z, _ = world.sample_latents([prompt] * n, torch.Generator().manual_seed(seed))  # (n, 8)
+    out = {}
+    for cue in cues:
+        z_cue = z.clone()
+        z_cue[:, 0] = cue
+        p, labels = classifier.classify(world.render(z_cue))
+        out[cue] = {"p_female": float(p.mean()), "female": labels.count("female") / n,
+                    "male": labels.count("male") / n, "none": labels.count(None) / n}
+    return out
