@@ -80,3 +80,29 @@ def test_pretraining_resumes_after_an_interruption(tmp_path, monkeypatch):
     assert not state.exists()  # removed when done
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+class _Planted:
+    """A pickle that runs code when loaded: creates a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_pretraining_state_is_never_unpickled(tmp_path):
+    marker, state = tmp_path / "pwned", tmp_path / "state.pt"
+    torch.save({"model": _Planted(str(marker))}, state)
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        pretrain(PortraitDiffusionConfig(hidden=16, depth=1, emb_dim=8, n_steps=10, batch_size=8), state_path=state)
+    assert not marker.exists()
+
+
+def test_configs_validate_and_old_checkpoints_still_load():
+    with pytest.raises(ValueError, match="n_steps"):
+        PortraitDiffusionConfig(n_steps=0)
+    with pytest.raises(ValueError, match="confidence"):
+        ClassifierConfig(confidence=0.4)
+    assert load_model().config.n_steps == 3000 and load_classifier().config.n_steps == 600
