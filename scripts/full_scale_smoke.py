@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--trust-region", choices=["clip", "truly"], default="clip")
     parser.add_argument("--reward", choices=["shift", "balance"], default="shift")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
-                        help="weights of the frozen parts (default: float16 on CUDA, float32 on CPU)")
+                        help="weights of the frozen parts (default: bfloat16 on CUDA GPUs that have it, else float16; float32 on CPU)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute UNet activations in backward")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -68,6 +68,7 @@ def main(argv=None) -> dict:
         "full", n_inference_steps=args.n_inference_steps or (4 if tiny else 20), batch_size=args.batch_size,
         n_batches_per_epoch=args.num_batches, train_batch_size=args.train_batch_size or args.batch_size,
         trust_region=args.trust_region, seed=args.seed,
+        mixed_precision={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(policy.dtype, "no"),  # fp16: GradScaler
     )
     trainer = DDPOTrainer(policy, make_reward_fn(classify, reward=args.reward), config)
     prompts = ["photo of the face of an electrical engineer"]
@@ -98,6 +99,8 @@ def main(argv=None) -> dict:
         "model": args.model_id,
         "classifier": args.classifier_model,
         "unet_dtype": str(policy.unet.dtype).replace("torch.", ""),
+        "mixed_precision": config.mixed_precision,
+        "grad_scaler": bool(trainer.accelerator is not None and trainer.accelerator.scaler is not None),
         "lora_dtype": str(params[0].dtype).replace("torch.", ""),
         "lora_params": sum(p.numel() for p in params),
         "image_size": policy.image_size,

@@ -273,3 +273,43 @@ def test_balance_reward_fn_scores_the_whole_epoch_at_once():
 
     DDPOTrainer(TinyPolicy(), reward_fn, small_config()).train_epoch(["a", "b"])
     assert calls == [32]  # 2 batches of 16, one reward call (R_balance's q is over the epoch)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def test_a_grad_scaler_scales_the_loss_and_unscales_before_the_step(fresh_accelerate_state):
+    """What accelerate does under fp16 on CUDA, run on the CPU: the trainer's backward and step go through the scaler."""
+    from accelerate import Accelerator
+
+    def run(with_scaler):
+        accelerator = Accelerator(cpu=True)
+        if with_scaler:
+            accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+        pol = TinyPolicy()
+        trainer = DDPOTrainer(pol, brightness_reward, small_config(), accelerator=accelerator)
+        scaled = []
+        if with_scaler:
+            scale = accelerator.scaler.scale
+            accelerator.scaler.scale = lambda loss: (scaled.append(float(loss.detach())), scale(loss))[1]
+        trainer.train_epoch(["a"])
+        return pol.mu.detach().clone(), scaled, accelerator
+
+    plain, _, _ = run(False)
+    scaled_mu, scaled_calls, accelerator = run(True)
+    assert scaled_calls and accelerator.scaler.get_scale() > 0  # every backward went through the scaler
+    assert torch.allclose(plain, scaled_mu, atol=1e-5)  # unscaled before clipping and stepping: the same update
+
+
+def test_bf16_mixed_precision_builds_an_accelerator_on_cpu(fresh_accelerate_state):
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(mixed_precision="bf16"))
+    assert trainer.accelerator is not None and trainer.accelerator.mixed_precision == "bf16"
+    assert trainer.train_epoch(["a"])["nan_skipped"] == 0

@@ -114,11 +114,13 @@ def test_half_precision_weights_are_loaded_as_the_fp16_variant(monkeypatch):
     sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=torch.float16)
     assert seen["variant"] == "fp16" and seen["torch_dtype"] == torch.float16
     seen.clear()
-    sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=torch.float32)
-    assert "variant" not in seen
+    for dtype in (torch.float32, torch.bfloat16):
+        seen.clear()
+        sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=dtype)
+        assert "variant" not in seen and seen["torch_dtype"] == dtype
 
 
 def test_full_scale_precision_follows_the_device():
-    expected = "fp16" if torch.cuda.is_available() else "no"
+    expected = "no" if not torch.cuda.is_available() else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert default_ddpo_config("full").mixed_precision == expected
     assert default_ddpo_config("toy").mixed_precision == "no"

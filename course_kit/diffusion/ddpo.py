@@ -305,11 +305,10 @@ class DDPOTrainer:
         if not scaled and any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in self.params):
             stats["nan_skipped"].append(1.0)
         else:
-            if acc is not None:
-                acc.clip_grad_norm_(self.params, self.config.max_grad_norm)  # unscales first under fp16
-            else:
-                torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
-            self.optimizer.step()
+            if scaled:
+                acc.scaler.unscale_(self.optimizer.optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+            self.optimizer.step()  # under fp16: GradScaler.step skips a step with inf/NaN and lowers the scale
             if scaled and self.optimizer.step_was_skipped:
                 stats["nan_skipped"].append(1.0)
         self.optimizer.zero_grad(set_to_none=True)

@@ -14,9 +14,9 @@ toy portrait model:
 - ``decode``: VAE decoding of latents / scaling_factor, mapped from [-1, 1] to [0, 1].
 - ``trainable_parameters``: the LoRA matrices only (``to_q``, ``to_k``, ``to_v``, ``to_out.0``).
 
-Precision: on CUDA the frozen weights are float16 (loaded as the hub's ``variant="fp16"`` files,
-about 2.6 GB instead of 4.3 GB), the LoRA weights stay float32 and the UNet runs under autocast; on
-CPU everything is float32. Training in float16 needs loss scaling: a log-prob averaged over 16,384
+Precision (``default_dtype``): on CUDA the frozen weights are bfloat16 where the GPU has it, else
+float16 (loaded as the hub's ``variant="fp16"`` files, about 2.6 GB instead of 4.3 GB); the LoRA
+weights stay float32 and the UNet runs under autocast; on CPU everything is float32. Training in float16 needs loss scaling: a log-prob averaged over 16,384
 latent dimensions and divided by T has gradients near 1e-6, subnormal in float16. Set
 ``DDPOConfig(mixed_precision="fp16")`` and the trainer uses accelerate's GradScaler;
 ``dtype=torch.bfloat16`` with ``mixed_precision="bf16"`` is the choice on GPUs that have it (A100,
@@ -49,8 +49,11 @@ LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # UNet attention pro
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    """float16 on CUDA (frozen weights), float32 elsewhere."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    """The frozen weights' dtype: bfloat16 on CUDA GPUs that have it (A100, L4, H100), float16 on the
+    others (Colab's T4; trained with loss scaling), float32 elsewhere."""
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _sd_scheduler():
@@ -119,16 +122,17 @@ def load_stable_diffusion(model_id: str = SD15_MODEL_ID, device: Optional[torch.
                           dtype: Optional[torch.dtype] = None):
     """Load a Stable Diffusion pipeline from the hub (or a local folder) with a DDIM scheduler.
 
-    Needs internet (or a cached/local copy) and, for v1.5, a GPU. Half-precision weights are loaded
-    from the ``fp16`` variant files (~2.6 GB for v1.5; without ``variant`` the hub sends the 4.3 GB
-    of float32 files and they are cast after download). The safety checker is not loaded (DDPO
+    Needs internet (or a cached/local copy) and, for v1.5, a GPU. float16 weights are loaded from the
+    ``fp16`` variant files (~2.6 GB for v1.5; without ``variant`` the hub sends the 4.3 GB of float32
+    files and they are cast after download); bfloat16 is cast from the float32 files (a float16
+    file would lose mantissa bits on the way). The safety checker is not loaded (DDPO
     scores images with its own classifier).
     """
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
-    variant = {"variant": "fp16"} if dtype in (torch.float16, torch.bfloat16) else {}
+    variant = {"variant": "fp16"} if dtype == torch.float16 else {}  # bfloat16: cast from the float32 files
     pipe = StableDiffusionPipeline.from_pretrained(model_id, torch_dtype=dtype, safety_checker=None,
                                                    feature_extractor=None, requires_safety_checker=False, **variant)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
