@@ -191,6 +191,7 @@ class DDPOExplorer(Explorer):
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
         self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
         self.shares: List[float] = []
+        self._cache: Dict[tuple, Dict[str, Any]] = {}  # (epoch, w) -> evaluation: a w seen before answers at once
 
     def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
         """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
@@ -209,8 +210,11 @@ class DDPOExplorer(Explorer):
             self.shares = self.shares[:-1]  # the last share is re-measured at the new w
         if action == "epoch":
             self.trainer.train_epoch([self.values["prompt"]])
-        ev = evaluate(self.model, self.classifier, self.values["prompt"], float(self.values["w"]), n=self.eval_n,
-                      seed=self.seed)
+        key = (self.trainer.epoch, float(self.values["w"]))
+        if key not in self._cache:
+            self._cache[key] = evaluate(self.model, self.classifier, self.values["prompt"], key[1], n=self.eval_n,
+                                        seed=self.seed)
+        ev = self._cache[key]
         self.shares.append(ev["share"])
         self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
@@ -223,6 +227,7 @@ class DDPOExplorer(Explorer):
         """Reuse one figure: new pixels for the grid, new points for the share curve."""
         if self._fig is None:
             self._fig, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
+            self._fig.set_dpi(72)  # a smaller PNG to render and send on every move
             self._image = ax_img.imshow(_grid(images, 8), interpolation="nearest")
             ax_img.axis("off")
             (self._line,) = ax_share.plot([], [], "o-", color=ACCENT)
