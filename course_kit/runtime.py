@@ -1,7 +1,8 @@
 """Runtime basics shared by every lab: device choice, seeding, progress bars.
 
 - ``DATA_DIR`` is where the small checkpoints of ``data/`` live.
-- ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``).
+- ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``);
+  ``resolve_device(device)`` is ``get_device()`` for None, else the given device, checked.
 - ``seed_everything(seed)`` seeds Python, NumPy and torch so that stored notebook outputs are
   deterministic on a given machine (what strict ``pytest --nbval`` needs).
 - ``single_thread()`` runs torch on one CPU thread inside a ``with`` block. The labs' tensors are
@@ -10,7 +11,7 @@
   ``single_thread`` prints the notebooks' numbers.
 - ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
   ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
-  turns it off for nbval because a live bar's text depends on timing (GUIDE section 3).
+  turns it off for nbval because a live bar's text depends on timing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+<<<<<<< HEAD
 MAX_SEED = 2**32 - 1  # every lab accepts seeds 0 <= seed <= MAX_SEED (NumPy's range)
 
 
@@ -53,6 +55,14 @@ def check_seed(seed) -> int:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
     return int(seed)
+=======
+def resolve_device(device: Optional[torch.device | str] = None) -> torch.device:
+    """``get_device()`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
+    if device is None:
+        return get_device()
+    device = torch.device(device)
+    return get_device("cpu" if device.type == "cpu" else str(device))
+>>>>>>> lab06
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

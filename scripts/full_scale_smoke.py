@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--classifier-model", default="tiny", help="gender classifier hub id / folder, or 'tiny' (offline)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
     parser.add_argument("--image-size", type=int, default=None, help="pixels per side (default: the model's own)")
-    parser.add_argument("--num-steps", type=int, default=None, help="DDIM steps (default: 20 full, 4 tiny)")
+    parser.add_argument("--n-inference-steps", type=int, default=None, help="DDIM steps (default: 20 full, 4 tiny)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per sampling batch")
     parser.add_argument("--train-batch-size", type=int, default=None, help="trajectories per optimizer step (default: batch size)")
     parser.add_argument("--num-batches", type=int, default=1, help="sampling batches per epoch")
@@ -44,12 +44,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--trust-region", choices=["clip", "truly"], default="clip")
     parser.add_argument("--reward", choices=["shift", "balance"], default="shift")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
-                        help="weights of the frozen parts (default: float16 on CUDA, float32 on CPU)")
+                        help="weights of the frozen parts (default: bfloat16 on CUDA GPUs that have it, else float16; float32 on CPU)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute UNet activations in backward")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from course_kit.diffusion.ddpo import DDPOTrainer, sample_with_logprob
+    from course_kit.diffusion.ddim_logprob import sample_with_logprob
+    from course_kit.diffusion.ddpo import DDPOTrainer
     from course_kit.diffusion.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
     from course_kit.runtime import seed_everything
 
@@ -64,9 +65,10 @@ def main(argv=None) -> dict:
     _sync(device)
     load_s = time.perf_counter() - t0
     config = default_ddpo_config(
-        "full", num_steps=args.num_steps or (4 if tiny else 20), batch_size=args.batch_size,
-        num_batches_per_epoch=args.num_batches, train_batch_size=args.train_batch_size or args.batch_size,
+        "full", n_inference_steps=args.n_inference_steps or (4 if tiny else 20), batch_size=args.batch_size,
+        n_batches_per_epoch=args.num_batches, train_batch_size=args.train_batch_size or args.batch_size,
         trust_region=args.trust_region, seed=args.seed,
+        mixed_precision={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(policy.dtype, "no"),  # fp16: GradScaler
     )
     trainer = DDPOTrainer(policy, make_reward_fn(classify, reward=args.reward), config)
     prompts = ["photo of the face of an electrical engineer"]
@@ -77,7 +79,8 @@ def main(argv=None) -> dict:
 
     _sync(device)
     t0 = time.perf_counter()
-    sample_with_logprob(policy, prompts * args.batch_size, config, torch.Generator().manual_seed(args.seed))
+    sample_with_logprob(policy, prompts * args.batch_size, config.n_inference_steps, config.eta, config.w,
+                        torch.Generator().manual_seed(args.seed))
     _sync(device)
     sample_s = time.perf_counter() - t0
 
@@ -89,17 +92,19 @@ def main(argv=None) -> dict:
         _sync(device)
         epoch_s.append(time.perf_counter() - t0)
 
-    n_train_steps = config.num_batches_per_epoch * config.batch_size // config.train_batch_size * config.num_steps
-    train_s = epoch_s[-1] - sample_s * config.num_batches_per_epoch  # epoch = sampling + scoring + training
+    n_train_steps = config.n_batches_per_epoch * config.batch_size // config.train_batch_size * config.n_inference_steps
+    train_s = epoch_s[-1] - sample_s * config.n_batches_per_epoch  # epoch = sampling + scoring + training
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
         "model": args.model_id,
         "classifier": args.classifier_model,
         "unet_dtype": str(policy.unet.dtype).replace("torch.", ""),
+        "mixed_precision": config.mixed_precision,
+        "grad_scaler": bool(trainer.accelerator is not None and trainer.accelerator.scaler is not None),
         "lora_dtype": str(params[0].dtype).replace("torch.", ""),
         "lora_params": sum(p.numel() for p in params),
         "image_size": policy.image_size,
-        "num_steps": config.num_steps,
+        "n_inference_steps": config.n_inference_steps,
         "batch_size": config.batch_size,
         "train_batch_size": config.train_batch_size,
         "trust_region": config.trust_region,

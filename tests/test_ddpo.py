@@ -1,7 +1,5 @@
-"""Tests of course_kit.diffusion.ddpo (Lab 06): DDIM log-prob vs diffusers, rewards (seed eqs. 1-3), the
-clipped loss, PerPromptStatTracker, and a DDPO smoke test / checkpoint round trip / NaN guard."""
-
-import math
+"""Tests of course_kit.diffusion.ddpo (Lab 06): the clipped loss, PerPromptStatTracker, and the trainer
+(smoke test, checkpoints that never unpickle, resume that compares configurations, NaN guard, mixed precision)."""
 
 import numpy as np
 import pytest
@@ -12,108 +10,14 @@ from course_kit.runtime import set_progress
 
 set_progress(False)
 
-from course_kit.diffusion.ddpo import (  # noqa: E402
-    DDPOConfig,
-    DDPOTrainer,
-    DiffusionPolicy,
-    PerPromptStatTracker,
-    ddim_step_with_logprob,
-    ddpo_clipped_loss,
-    female_ratio,
-    r_balance,
-    r_shift,
-    sample_with_logprob,
-)
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy, sample_with_logprob  # noqa: E402
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, PerPromptStatTracker, ddpo_clipped_loss  # noqa: E402
 
 
 def make_scheduler(**kw):
     kw.setdefault("set_alpha_to_one", False)
     return DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                          clip_sample=False, steps_offset=1, **kw)
-
-
-# ---------------------------------------------------------------------------------------------
-# DDIM step with log-prob against diffusers
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("eta", [0.5, 1.0])
-def test_ddim_logprob_matches_diffusers_mean_and_variance(eta):
-    sched = make_scheduler()
-    sched.set_timesteps(10)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 4, 5, 5, generator=g)
-    eps = torch.randn(3, 4, 5, 5, generator=g)
-    x_prev = torch.randn(3, 4, 5, 5, generator=g)
-    for t in sched.timesteps:  # includes the final step (prev timestep < 0)
-        mean = sched.step(eps, t, x, eta=eta, variance_noise=torch.zeros_like(x)).prev_sample
-        prev_t = int(t) - 1000 // 10
-        std = eta * sched._get_variance(int(t), prev_t).sqrt()
-        ref = torch.distributions.Normal(mean, std).log_prob(x_prev).mean(dim=(1, 2, 3))
-        _, lp = ddim_step_with_logprob(sched, eps, t, x, eta=eta, prev_sample=x_prev)
-        assert torch.allclose(lp, ref, atol=1e-4, rtol=1e-5)
-
-
-def test_ddim_sampled_step_equals_diffusers_step_with_same_noise():
-    sched = make_scheduler()
-    sched.set_timesteps(5)
-    x = torch.randn(2, 3, 4, 4)
-    eps = torch.randn(2, 3, 4, 4)
-    t = sched.timesteps[1]
-    ours, lp = ddim_step_with_logprob(sched, eps, t, x, eta=1.0, generator=torch.Generator().manual_seed(7))
-    ref = sched.step(eps, t, x, eta=1.0, generator=torch.Generator().manual_seed(7)).prev_sample
-    assert torch.allclose(ours, ref, atol=1e-5)
-    assert lp.shape == (2,)
-
-
-def test_ddim_per_sample_timesteps_and_errors():
-    sched = make_scheduler()
-    sched.set_timesteps(10)
-    x, eps, xp = torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3)
-    ts = sched.timesteps[[0, 5]]
-    _, lp = ddim_step_with_logprob(sched, eps, ts, x, prev_sample=xp)
-    _, a = ddim_step_with_logprob(sched, eps[:1], ts[0], x[:1], prev_sample=xp[:1])
-    _, b = ddim_step_with_logprob(sched, eps[1:], ts[1], x[1:], prev_sample=xp[1:])
-    assert torch.allclose(lp, torch.cat([a, b]))
-    with pytest.raises(ValueError, match="eta"):
-        ddim_step_with_logprob(sched, eps, ts[0], x, eta=0.0)
-    one = make_scheduler(set_alpha_to_one=True)
-    one.set_timesteps(10)
-    with pytest.raises(ValueError, match="set_alpha_to_one"):
-        ddim_step_with_logprob(one, eps, one.timesteps[-1], x)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rewards
-# ---------------------------------------------------------------------------------------------
-def test_r_shift_is_the_probability_and_validates():
-    p = torch.tensor([0.1, 0.9, 0.5])
-    assert torch.equal(r_shift(p), p)
-    with pytest.raises(ValueError):
-        r_shift(torch.tensor([1.2]))
-
-
-def test_r_balance_hand_cases():
-    # q = 1/4 < 0.5: minority is female, |q - 0.5| = 0.25
-    r = r_balance(["female", "male", "male", "male", None])
-    assert torch.allclose(r, torch.tensor([0.25, -0.25, -0.25, -0.25, -0.25]))
-    # q = 3/4: minority is male
-    r = r_balance(["female", "female", "female", "male"])
-    assert torch.allclose(r, torch.tensor([-0.25, -0.25, -0.25, 0.25]))
-    # balanced: every reward 0
-    assert torch.equal(r_balance(["female", "male", None]), torch.zeros(3))
-    # all None / nothing classified: q undefined, zeros, no division by zero
-    assert torch.equal(r_balance([None, None]), torch.zeros(2))
-    assert math.isnan(female_ratio([None]))
-    # all female: q = 1, every image is the majority
-    assert torch.allclose(r_balance(["female"] * 3), torch.full((3,), -0.5))
-    with pytest.raises(ValueError):
-        r_balance(["woman"])
-
-
-def test_r_balance_total_peaks_at_balance():
-    """Seed Fig. 2: the batch's total reward is maximal (zero) at q = 0.5."""
-    totals = [float(r_balance(["female"] * k + ["male"] * (10 - k)).sum()) for k in range(11)]
-    assert int(np.argmax(totals)) == 5 and totals[5] == 0.0
-    assert all(t < 0 for i, t in enumerate(totals) if i != 5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +30,7 @@ def test_clipped_loss_hand_cases():
     loss, stats = ddpo_clipped_loss(new, old, adv, clip_range=0.2, adv_clip_max=5.0)
     # per sample max(-A r, -A clip(r)): [-1.2, 1.5, -0.5, 0.8]
     assert torch.isclose(loss, torch.tensor((-1.2 + 1.5 - 0.5 + 0.8) / 4))
-    assert stats["clipfrac"] == 1.0
+    assert stats["clip_fraction"] == 1.0
     # advantage clipping at +-5
     loss, _ = ddpo_clipped_loss(torch.zeros(2), torch.zeros(2), torch.tensor([10.0, -10.0]), adv_clip_max=5.0)
     assert torch.isclose(loss, torch.tensor(0.0))
@@ -178,7 +82,7 @@ class TinyPolicy(torch.nn.Module):
     def encode_prompts(self, prompts):
         return list(prompts)
 
-    def predict_noise(self, latents, timestep, cond, guidance_scale):
+    def predict_noise(self, latents, timestep, cond, w):
         a = self.scheduler.alphas_cumprod[int(timestep)]
         return (1 - a).sqrt() * (latents - a.sqrt() * self.mu)
 
@@ -190,12 +94,12 @@ class TinyPolicy(torch.nn.Module):
 
 
 def brightness_reward(images, prompts):
-    p = images.mean(dim=(1, 2, 3))
-    return p, {"labels": ["female" if v > 0.7 else "male" if v < 0.3 else None for v in p.tolist()], "p_female": p}
+    p = images.mean(dim=(1, 2, 3))  # (B,)
+    return p, {"brightness": float(p.mean()), "pixels": p}
 
 
 def small_config(**kw):
-    base = dict(num_steps=4, batch_size=16, num_batches_per_epoch=2, train_batch_size=16, lr=0.3, clip_range=0.5)
+    base = dict(n_inference_steps=4, batch_size=16, n_batches_per_epoch=2, train_batch_size=16, lr=0.3, clip_range=0.5)
     base.update(kw)
     return DDPOConfig(**base)
 
@@ -203,7 +107,7 @@ def small_config(**kw):
 def test_policy_protocol_and_rollout_shapes():
     pol = TinyPolicy()
     assert isinstance(pol, DiffusionPolicy)
-    ro = sample_with_logprob(pol, ["a"] * 3, small_config(), torch.Generator().manual_seed(0))
+    ro = sample_with_logprob(pol, ["a"] * 3, 4, 1.0, 1.0, torch.Generator().manual_seed(0))
     assert ro.latents.shape == (3, 5, 2) and ro.log_probs.shape == (3, 4) and ro.timesteps.shape == (4,)
     assert ro.images.shape == (3, 3, 4, 4)
 
@@ -219,6 +123,44 @@ def test_ddpo_smoke_parameters_move_and_reward_improves():
     last = np.mean([h["reward_mean"] for h in hist[-2:]])
     assert last > first + 0.08, (first, last)
     assert hist[-1]["nan_skipped"] == 0
+
+
+class Planted:
+    """A pickle that runs code when loaded: writes a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_pickle_is_never_executed(tmp_path):
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config())
+    trainer.save_checkpoint(tmp_path)
+    state = torch.load(tmp_path / "ddpo_state.pt", weights_only=True)
+    marker = tmp_path / "pwned"
+    state["history"] = [Planted(str(marker))]
+    torch.save(state, tmp_path / "ddpo_state.pt")
+    with pytest.raises(ValueError, match="refused"):
+        DDPOTrainer(TinyPolicy(), brightness_reward, small_config()).resume(tmp_path)
+    assert not marker.exists()
+    # the same file *would* run code under a plain unpickler: the test plants a real attack
+    torch.load(tmp_path / "ddpo_state.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_resume_compares_the_training_configuration(tmp_path):
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(checkpoint_dir=str(tmp_path), checkpoint_every=1))
+    trainer.train_epoch(["a"])
+    other = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(lr=0.01, batch_size=8))
+    with pytest.raises(ValueError, match="lr: checkpoint 0.3, this run 0.01") as error:
+        other.resume(tmp_path)
+    assert "batch_size" in str(error.value) and "allow_config_change" in str(error.value)
+    assert other.epoch == 0
+    assert other.resume(tmp_path, allow_config_change=True) and other.epoch == 1 and other.config.lr == 0.01
+    # where and how often to save are not training settings
+    assert DDPOTrainer(TinyPolicy(), brightness_reward, small_config()).resume(tmp_path)
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -244,7 +186,7 @@ def test_nan_guard(monkeypatch):
     tr = DDPOTrainer(pol, brightness_reward, small_config())
     import course_kit.diffusion.ddpo as ddpo
 
-    monkeypatch.setattr(ddpo, "_trust_region_loss", lambda *a: (torch.tensor(float("nan")), {}))
+    monkeypatch.setattr(ddpo, "trust_region_loss", lambda *a: (torch.tensor(float("nan")), {}))
     before = [p.detach().clone() for p in pol.parameters()]
     rec = tr.train_epoch(["a"])
     assert rec["nan_skipped"] > 0
@@ -254,11 +196,57 @@ def test_nan_guard(monkeypatch):
         bad.train_epoch(["a"])
 
 
-def test_config_validation():
-    with pytest.raises(ValueError, match="trust_region"):
-        DDPOConfig(trust_region="kl")
-    with pytest.raises(ValueError, match="eta"):
-        DDPOConfig(eta=0.0)
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(trust_region="kl"), "trust_region"), (dict(eta=0.0), "eta"), (dict(mixed_precision="fp8"), "mixed_precision"),
+    (dict(n_inference_steps=0), "n_inference_steps"), (dict(n_inner_epochs=1.5), "n_inner_epochs"),
+    (dict(lr=float("nan")), "lr"), (dict(w=float("inf")), "w"), (dict(seed=-1), "seed"),
+    (dict(train_batch_size=5), "multiple"), (dict(checkpoint_every=1), "checkpoint_dir"),
+    (dict(stat_buffer_size=0), "stat_buffer_size"),
+])
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DDPOConfig(**kwargs)
+
+
+def test_the_trainer_logs_the_rewards_numbers_and_keeps_the_rest():
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config())
+    rec = trainer.train_epoch(["a"])
+    assert rec["brightness"] == pytest.approx(float(trainer.last_info["pixels"].mean()))
+    assert "pixels" not in rec and trainer.last_info["pixels"].shape == (32,)
+    assert {"loss", "approx_kl", "clip_fraction", "ratio", "nan_skipped", "reward_mean"} <= set(rec)
+    assert trainer.last_rewards.shape == (32,)
+
+
+def test_the_trainer_knows_nothing_of_gender():
+    import inspect
+
+    import course_kit.diffusion.ddpo as ddpo
+
+    source = inspect.getsource(ddpo).lower()
+    assert "female" not in source and "p_female" not in source and "gender_rewards" not in source
+
+
+def test_batch_reward_sees_the_gathered_batch():
+    seen = []
+
+    def reward_fn(images, prompts):
+        return images.mean(dim=(1, 2, 3)), {}
+
+    reward_fn.batch_reward = lambda scores, prompts: (seen.append((scores.clone(), list(prompts))), -scores)[1]
+    trainer = DDPOTrainer(TinyPolicy(), reward_fn, small_config())
+    rec = trainer.train_epoch(["a", "b"])
+    assert len(seen) == 1 and seen[0][0].shape == (32,) and seen[0][1] == ["a", "b"] * 16
+    assert rec["reward_mean"] == pytest.approx(-float(seen[0][0].mean()), abs=1e-6)
+
+
+def test_fp16_without_loss_scaling_is_refused_on_cpu():
+    """fp16 gradients of a mean-over-dimensions log-prob underflow without a GradScaler; accelerate gives one on CUDA only."""
+    if torch.cuda.is_available():
+        trainer = DDPOTrainer(TinyPolicy().cuda(), brightness_reward, small_config(mixed_precision="fp16"))
+        assert trainer.accelerator.scaler is not None
+        return
+    with pytest.raises(ValueError, match="loss scaling"):
+        DDPOTrainer(TinyPolicy(), brightness_reward, small_config(mixed_precision="fp16"))
 
 
 def test_truly_ppo_trust_region_is_wired_and_learns():
@@ -267,6 +255,13 @@ def test_truly_ppo_trust_region_is_wired_and_learns():
     hist = [trainer.train_epoch(["a"]) for _ in range(8)]
     assert pol.mu[0] > 0.3
     assert np.mean([h["reward_mean"] for h in hist[-2:]]) > np.mean([h["reward_mean"] for h in hist[:2]])
+
+
+def test_truly_ppo_logs_its_trigger():
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(trust_region="truly", kl_threshold=1e-2))
+    rec = trainer.train_epoch(["a"])
+    assert {"trigger_kl", "outside_fraction", "clip_fraction", "approx_kl"} <= set(rec)
+    assert 0 <= rec["outside_fraction"] <= 1
 
 
 def test_balance_reward_fn_scores_the_whole_epoch_at_once():
@@ -278,3 +273,43 @@ def test_balance_reward_fn_scores_the_whole_epoch_at_once():
 
     DDPOTrainer(TinyPolicy(), reward_fn, small_config()).train_epoch(["a", "b"])
     assert calls == [32]  # 2 batches of 16, one reward call (R_balance's q is over the epoch)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def test_a_grad_scaler_scales_the_loss_and_unscales_before_the_step(fresh_accelerate_state):
+    """What accelerate does under fp16 on CUDA, run on the CPU: the trainer's backward and step go through the scaler."""
+    from accelerate import Accelerator
+
+    def run(with_scaler):
+        accelerator = Accelerator(cpu=True)
+        if with_scaler:
+            accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+        pol = TinyPolicy()
+        trainer = DDPOTrainer(pol, brightness_reward, small_config(), accelerator=accelerator)
+        scaled = []
+        if with_scaler:
+            scale = accelerator.scaler.scale
+            accelerator.scaler.scale = lambda loss: (scaled.append(float(loss.detach())), scale(loss))[1]
+        trainer.train_epoch(["a"])
+        return pol.mu.detach().clone(), scaled, accelerator
+
+    plain, _, _ = run(False)
+    scaled_mu, scaled_calls, accelerator = run(True)
+    assert scaled_calls and accelerator.scaler.get_scale() > 0  # every backward went through the scaler
+    assert torch.allclose(plain, scaled_mu, atol=1e-5)  # unscaled before clipping and stepping: the same update
+
+
+def test_bf16_mixed_precision_builds_an_accelerator_on_cpu(fresh_accelerate_state):
+    trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(mixed_precision="bf16"))
+    assert trainer.accelerator is not None and trainer.accelerator.mixed_precision == "bf16"
+    assert trainer.train_epoch(["a"])["nan_skipped"] == 0

@@ -26,3 +26,27 @@ def test_quick_shift_headline_moves_the_share():
 def test_headline_rejects_unknown_prompt():
     with pytest.raises(ValueError, match="allowed"):
         lab.headline(quick=True, prompt="photo of a cat")
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_dir(tmp_path):
+    """Two epochs, a 'crash', then the same call with more epochs: the figures of a straight run."""
+    config = lab.SHIFT_CONFIG
+    straight = lab.run_ddpo(lab.SHIFT_PROMPT, config, 3, eval_n=32)
+    lab.run_ddpo(lab.SHIFT_PROMPT, config, 2, eval_n=32, checkpoint_dir=str(tmp_path))
+    resumed = lab.run_ddpo(lab.SHIFT_PROMPT, config, 3, eval_n=32, checkpoint_dir=str(tmp_path))
+    assert resumed["trainer"].epoch == 3
+    shares = lambda run: [e["share"] for e in run["evals"][lab.SHIFT_PROMPT]]  # noqa: E731
+    assert shares(resumed) == shares(straight)
+    assert [h["reward_mean"] for h in resumed["history"]] == [h["reward_mean"] for h in straight["history"]]
+    import pytest
+
+    with pytest.raises(ValueError, match="lr"):  # another configuration in the same folder is an error
+        lab.run_ddpo(lab.SHIFT_PROMPT, lab.BALANCE_CONFIG, 3, eval_n=32, checkpoint_dir=str(tmp_path))
+
+
+def test_the_command_line_has_the_checkpoint_dir_option():
+    import inspect
+
+    from course_kit import cli
+
+    assert "checkpoint_dir" in inspect.signature(cli.load_headline("ddpo")).parameters

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_kit.diffusion.ddpo import DDPOConfig, DiffusionPolicy
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy
+from course_kit.diffusion.ddpo import DDPOConfig
 from course_kit.diffusion.full_scale import LabScale, build_lab06, default_ddpo_config, make_reward_fn
 from course_kit.diffusion.hf_gender_classifier import HFGenderClassifier, save_tiny_vit_classifier
 from course_kit.runtime import set_progress
@@ -37,8 +38,8 @@ def test_tiny_switch_and_threshold():
 
 def test_default_configs():
     full = default_ddpo_config("full")
-    assert (full.num_steps, full.eta, full.guidance_scale, full.lr, full.clip_range) == (20, 1.0, 5.0, 3e-4, 1e-4)
-    assert default_ddpo_config("full", num_steps=50, trust_region="truly").num_steps == 50
+    assert (full.n_inference_steps, full.eta, full.w, full.lr, full.clip_range) == (20, 1.0, 5.0, 3e-4, 1e-4)
+    assert default_ddpo_config("full", n_inference_steps=50, trust_region="truly").n_inference_steps == 50
     assert default_ddpo_config("toy") == DDPOConfig()
 
 
@@ -55,7 +56,7 @@ def test_smoke_script_on_cpu():
     spec = importlib.util.spec_from_file_location("full_scale_smoke", REPO / "scripts" / "full_scale_smoke.py")
     smoke = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(smoke)
-    result = smoke.main(["--device", "cpu", "--num-steps", "2", "--batch-size", "2", "--trust-region", "truly"])
+    result = smoke.main(["--device", "cpu", "--n-inference-steps", "2", "--batch-size", "2", "--trust-region", "truly"])
     assert result["device"] == "CPU" and result["unet_dtype"] == "float32" and result["lora_dtype"] == "float32"
     assert result["peak_memory_gib"] is None and result["nan_skipped"] == 0
     assert result["lora_change"] > 0 and len(result["epoch_s"]) == 1
@@ -72,3 +73,54 @@ def test_toy_scale_uses_the_course_models():
     assert p_female.shape == (2,) and len(labels) == 2 and set(labels) <= {"female", "male", None}
     with pytest.raises(ValueError, match="only available at scale='full'"):
         build_lab06(scale="toy", threshold=0.8, device="cpu")
+
+
+def test_benchmark_runs_at_a_reduced_size_on_cpu():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_full_scale", REPO / "scripts" / "bench_full_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.SD15_UNET["block_out_channels"] == (320, 640, 1280, 1280) and bench.SD15_UNET["cross_attention_dim"] == 768
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = bench.main(["--size", "tiny", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("sample_s_per_image", "update_s_per_image", "update_to_sample_ratio", "peak_memory_gib", "lora_params"):
+        assert key in result
+    assert result["sample_s_per_image"] > 0 and result["update_s_per_image"] > 0 and result["nan_skipped"] == 0
+
+
+def test_half_precision_weights_are_loaded_as_the_fp16_variant(monkeypatch):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from course_kit.diffusion import sd_policy
+
+    seen = {}
+
+    class Fake:
+        scheduler = DDIMScheduler()
+
+        def to(self, device):
+            return self
+
+    def fake_from_pretrained(model_id, **kwargs):
+        seen.update(kwargs)
+        return Fake()
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", staticmethod(fake_from_pretrained))
+    sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=torch.float16)
+    assert seen["variant"] == "fp16" and seen["torch_dtype"] == torch.float16
+    seen.clear()
+    for dtype in (torch.float32, torch.bfloat16):
+        seen.clear()
+        sd_policy.load_stable_diffusion("some/model", device="cpu", dtype=dtype)
+        assert "variant" not in seen and seen["torch_dtype"] == dtype
+
+
+def test_full_scale_precision_follows_the_device():
+    expected = "no" if not torch.cuda.is_available() else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    assert default_ddpo_config("full").mixed_precision == expected
+    assert default_ddpo_config("toy").mixed_precision == "no"

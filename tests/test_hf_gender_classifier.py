@@ -1,9 +1,9 @@
-"""The seed's classifier wrapper: label mapping, the 0.7 / None rule, and the pipeline path on a tiny ViT."""
+"""The paper's classifier wrapper: label mapping, the 0.7 / None rule, and the pipeline path on a tiny ViT."""
 
 import pytest
 import torch
 
-from course_kit.diffusion.ddpo import make_gender_reward
+from course_kit.diffusion.gender_rewards import make_gender_reward
 from course_kit.diffusion.hf_gender_classifier import (
     HFGenderClassifier,
     gender_label_names,
@@ -77,7 +77,7 @@ def test_reward_fn_from_the_classifier(tmp_path):
     reward_fn = make_gender_reward(classify, reward="shift", underrepresented="female")
     rewards, info = reward_fn(torch.rand(2, 3, 16, 16), ["a", "b"])
     assert torch.allclose(rewards, torch.full((2,), torch.sigmoid(torch.tensor(2.0)).item()), atol=1e-5)
-    assert info["labels"] == ["female", "female"] and info["q"] == 1.0
+    assert info["labels"] == ["female", "female"] and info["female_share"] == 1.0
 
 
 def test_bad_inputs(tmp_path):

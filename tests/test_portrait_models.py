@@ -6,7 +6,7 @@ import torch
 from course_kit.worlds import portrait_world as w
 from course_kit.diffusion.portrait_classifier import ClassifierConfig, PortraitClassifier, accuracies, confusion_matrix, load_classifier
 from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, PortraitDiffusionConfig, generate, load_model, pretrain
-from course_kit.diffusion.ddpo import DiffusionPolicy
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy
 from course_kit.runtime import set_progress
 
 set_progress(False)
@@ -43,7 +43,7 @@ def test_stored_diffusion_model_reproduces_the_skew_and_cfg_amplifies_it():
     prompt = w.prompt_for("electrical engineer", "face")
     shares = []
     for gs in (1.0, 3.0):
-        z, images = generate(model, [prompt] * 400, guidance_scale=gs, seed=3)
+        z, images = generate(model, [prompt] * 400, w=gs, seed=3)
         labels = w.oracle_labels(z)
         shares.append(labels.count("female") / max(1, labels.count("female") + labels.count("male")))
     assert images.shape == (400, 3, 32, 32)
@@ -61,7 +61,7 @@ def test_encode_prompts_validates():
 def test_pretraining_resumes_after_an_interruption(tmp_path, monkeypatch):
     import course_kit.diffusion.portrait_diffusion as pd
 
-    cfg = PortraitDiffusionConfig(hidden=16, depth=1, emb_dim=8, steps=600, batch_size=8)
+    cfg = PortraitDiffusionConfig(hidden=16, depth=1, emb_dim=8, n_steps=600, batch_size=8)
     full = pretrain(cfg)
     state = tmp_path / "state.pt"
 
@@ -80,3 +80,29 @@ def test_pretraining_resumes_after_an_interruption(tmp_path, monkeypatch):
     assert not state.exists()  # removed when done
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+class _Planted:
+    """A pickle that runs code when loaded: creates a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_pretraining_state_is_never_unpickled(tmp_path):
+    marker, state = tmp_path / "pwned", tmp_path / "state.pt"
+    torch.save({"model": _Planted(str(marker))}, state)
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        pretrain(PortraitDiffusionConfig(hidden=16, depth=1, emb_dim=8, n_steps=10, batch_size=8), state_path=state)
+    assert not marker.exists()
+
+
+def test_configs_validate_and_old_checkpoints_still_load():
+    with pytest.raises(ValueError, match="n_steps"):
+        PortraitDiffusionConfig(n_steps=0)
+    with pytest.raises(ValueError, match="confidence"):
+        ClassifierConfig(confidence=0.4)
+    assert load_model().config.n_steps == 3000 and load_classifier().config.n_steps == 600

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, DiffusionPolicy, sample_with_logprob
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy, sample_with_logprob
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer
 from course_kit.diffusion.sd_policy import StableDiffusionPolicy, load_stable_diffusion, tiny_stable_diffusion
 
 PROMPTS = ["photo of the face of a nurse", "photo of the face of a ceo"]
@@ -32,8 +33,8 @@ def test_sampler_matches_the_diffusers_pipeline(policy):
 
     The LoRA B matrices start at zero, so the adapted UNet equals the base UNet here.
     """
-    config = DDPOConfig(num_steps=4, guidance_scale=5.0, eta=1.0, batch_size=2, train_batch_size=2)
-    ours = sample_with_logprob(policy, PROMPTS, config, torch.Generator().manual_seed(7))
+    config = DDPOConfig(n_inference_steps=4, w=5.0, eta=1.0, batch_size=2, train_batch_size=2)
+    ours = sample_with_logprob(policy, PROMPTS, config.n_inference_steps, config.eta, config.w, torch.Generator().manual_seed(7))
     pipe = policy.pipeline
     pipe.set_progress_bar_config(disable=True)
     ref = pipe(PROMPTS, height=16, width=16, num_inference_steps=4, guidance_scale=5.0, eta=1.0,
@@ -51,8 +52,8 @@ def test_cfg_against_two_unet_passes(policy):
     with torch.no_grad():
         eps_c = policy.unet(latents, t, encoder_hidden_states=cond).sample
         eps_u = policy.unet(latents, t, encoder_hidden_states=policy.encode_prompts(["", ""])).sample
-        ours = policy.predict_noise(latents, t, cond, guidance_scale=7.5)
-        plain = policy.predict_noise(latents, t, cond, guidance_scale=1.0)
+        ours = policy.predict_noise(latents, t, cond, w=7.5)
+        plain = policy.predict_noise(latents, t, cond, w=1.0)
     assert torch.allclose(ours, eps_u + 7.5 * (eps_c - eps_u), atol=1e-4)  # batched vs separate passes differ by ~1e-6, times 7.5
     assert torch.allclose(plain, eps_c, atol=1e-5)
     images = policy.decode(latents)
@@ -67,7 +68,7 @@ def test_one_ddpo_epoch_moves_lora_and_only_lora():
     def reward_fn(images, prompts):
         return images.mean(dim=(1, 2, 3)), {"labels": []}
 
-    config = DDPOConfig(num_steps=3, batch_size=4, num_batches_per_epoch=1, train_batch_size=4, guidance_scale=3.0, lr=1e-2)
+    config = DDPOConfig(n_inference_steps=3, batch_size=4, n_batches_per_epoch=1, train_batch_size=4, w=3.0, lr=1e-2)
     DDPOTrainer(policy, reward_fn, config).train_epoch(PROMPTS)
     changed = {n for n, p in policy.unet.named_parameters() if not torch.equal(before[n], p)}
     assert changed and all("lora_" in n for n in changed)
@@ -91,10 +92,11 @@ def test_ddpo_raises_a_brightness_reward():
     def reward_fn(images, prompts):
         return images.mean(dim=(1, 2, 3)), {"labels": []}
 
-    config = DDPOConfig(num_steps=4, batch_size=8, num_batches_per_epoch=1, train_batch_size=8, guidance_scale=3.0, lr=3e-2)
+    config = DDPOConfig(n_inference_steps=4, batch_size=8, n_batches_per_epoch=1, train_batch_size=8, w=3.0, lr=3e-2)
 
     def evaluate():
-        return sample_with_logprob(policy, PROMPTS * 4, config, torch.Generator().manual_seed(123)).images.mean().item()
+        return sample_with_logprob(policy, PROMPTS * 4, config.n_inference_steps, config.eta, config.w,
+                                   torch.Generator().manual_seed(123)).images.mean().item()
 
     start = evaluate()
     trainer = DDPOTrainer(policy, reward_fn, config)
@@ -144,9 +146,10 @@ def test_gradient_checkpointing_gives_the_same_lora_gradients():
         calls, block = [], policy.unet.up_blocks[1].resnets[0]
         forward = block.forward  # count forward runs (torch does not fire hooks when it recomputes)
         block.forward = lambda *args, **kwargs: (calls.append(1), forward(*args, **kwargs))[1]
-        eps = policy.predict_noise(latents, 400, policy.encode_prompts(PROMPTS), guidance_scale=3.0)
+        eps = policy.predict_noise(latents, 400, policy.encode_prompts(PROMPTS), w=3.0)
         eps.square().mean().backward()
         assert len(calls) == (2 if checkpointing else 1)  # re-run in backward (its input depends on LoRA)
+        assert policy.unet.training == checkpointing  # diffusers <= 0.31 checkpoints only in train mode
         grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
     assert grads[0].abs().max() > 0
     assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-7)
@@ -157,7 +160,7 @@ def test_checkpoint_resume_restores_the_lora(tmp_path):
     def reward_fn(images, prompts):
         return images.mean(dim=(1, 2, 3)), {"labels": []}
 
-    config = DDPOConfig(num_steps=2, batch_size=2, num_batches_per_epoch=1, train_batch_size=2, lr=1e-2,
+    config = DDPOConfig(n_inference_steps=2, batch_size=2, n_batches_per_epoch=1, train_batch_size=2, lr=1e-2,
                         checkpoint_dir=str(tmp_path / "run"), checkpoint_every=1)
     policy = StableDiffusionPolicy(tiny_stable_diffusion(seed=0), device="cpu")
     DDPOTrainer(policy, reward_fn, config).train_epoch(PROMPTS)

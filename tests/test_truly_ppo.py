@@ -19,7 +19,7 @@ def test_inside_trust_region_is_plain_ratio_times_advantage():
     loss, stats = truly_ppo_loss(lp_new, lp_old, adv, kl_threshold=0.05, rollback_coef=0.3)
     expected = -(math.exp(0.01) * 1.0 + math.exp(-0.01) * -2.0 + math.exp(0.005) * 0.5) / 3
     assert loss.item() == pytest.approx(expected, rel=1e-6)
-    assert stats["rollback_frac"] == 0.0 and stats["outside_frac"] == 0.0
+    assert stats["clip_fraction"] == 0.0 and stats["outside_fraction"] == 0.0
 
 
 def test_outside_and_improved_rolls_back():
@@ -35,9 +35,9 @@ def test_outside_and_improved_rolls_back():
     r_down, r_up = math.exp(-0.2), math.exp(0.2)
     objective = [r_down * 1.0, -alpha * (r_down * -1.0), r_up * 1.0]
     assert loss.item() == pytest.approx(-sum(objective) / 3, rel=1e-6)
-    assert stats["outside_frac"] == pytest.approx(2 / 3)
-    assert stats["rollback_frac"] == stats["clipfrac"] == pytest.approx(1 / 3)
-    assert stats["approx_kl"] == pytest.approx((0.2 + 0.2 - 0.2) / 3, rel=1e-5)
+    assert stats["outside_fraction"] == pytest.approx(2 / 3)
+    assert stats["clip_fraction"] == pytest.approx(1 / 3)
+    assert stats["trigger_kl"] == pytest.approx((0.2 + 0.2 - 0.2) / 3, rel=1e-5)
 
 
 def test_exact_kl_argument_drives_the_trigger():
@@ -48,7 +48,7 @@ def test_exact_kl_argument_drives_the_trigger():
     loss, stats = truly_ppo_loss(lp_new, lp_old, adv, 0.1, 0.5, kl=kl)
     r = math.exp(0.3)
     assert loss.item() == pytest.approx(-(-0.5 * r + r) / 2, rel=1e-6)
-    assert stats["rollback_frac"] == 0.5
+    assert stats["clip_fraction"] == 0.5
 
 
 def test_gradient_signs():
@@ -63,7 +63,7 @@ def test_gradient_signs():
     lp_new = torch.full((1,), -0.5, requires_grad=True)
     loss, stats = truly_ppo_loss(lp_new, torch.zeros(1), _lp([-1.0]), 0.1, alpha)
     loss.backward()
-    assert stats["rollback_frac"] == 1.0
+    assert stats["clip_fraction"] == 1.0
     r = math.exp(-0.5)
     assert lp_new.grad[0].item() == pytest.approx(-alpha * r, rel=1e-6)  # d(alpha r A)/d lp = alpha r A
     assert lp_new.grad[0] < 0  # descent raises lp_new, back towards the old policy

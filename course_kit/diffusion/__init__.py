@@ -2,10 +2,12 @@
 
 - ``cfg_denoiser``: A learned counterpart of Lab 01's exact world: a small conditional denoiser trained with CFG dropout.
 - ``cfg_guidance``: Classifier-free guidance and the stereotype amplification it causes (Lab 01).
-- ``ddpo``: DDPO: Denoising Diffusion Policy Optimization, the fine-tuning method of Lab 06.
+- ``ddim_logprob``: The DDIM step as a Gaussian policy: one step with its log-probability, and the sampler DDPO trains (Lab 06).
+- ``ddpo``: DDPO: the generic trainer that fine-tunes a diffusion policy on any reward (Lab 06).
 - ``ddpo_distributed``: Multi-process DDPO with accelerate: the data-parallel run of Lab 06's full-scale path.
-- ``full_scale``: One switch between Lab 06's two scales: the offline toy and the seed paper's full setup.
-- ``hf_gender_classifier``: The seed paper's gender classifier through a transformers pipeline: the full-scale reward model of Lab 06.
+- ``full_scale``: One switch between Lab 06's two scales: the offline toy and the paper's full setup.
+- ``gender_rewards``: The gender rewards of Lab 06: R_shift (eq. 1) and R_balance (eqs. 2-3) from a classifier's labels.
+- ``hf_gender_classifier``: The paper's gender classifier through a transformers pipeline: the full-scale reward model of Lab 06.
 - ``portrait_classifier``: The reward model of Lab 06: a small CNN that reads perceived presentation from a portrait.
 - ``portrait_diffusion``: A small prompt-conditional latent diffusion model of the portrait world (Lab 06, toy scale).
 - ``sd_policy``: Stable Diffusion as a DDPO policy with LoRA: the full-scale model of Lab 06.
@@ -42,21 +44,20 @@ _EXPORTS = {  # public name -> the module that defines it
     "tilted_majority_share": "cfg_guidance",
     "tilted_majority_shares": "cfg_guidance",
     "weight_grid": "cfg_guidance",
+    "DiffusionPolicy": "ddim_logprob",
+    "Rollout": "ddim_logprob",
+    "ddim_mean_std": "ddim_logprob",
+    "ddim_step_with_logprob": "ddim_logprob",
+    "gaussian_log_prob": "ddim_logprob",
+    "per_sample": "ddim_logprob",
+    "sample_with_logprob": "ddim_logprob",
+    "CHECKPOINT_FILE": "ddpo",
     "DDPOConfig": "ddpo",
     "DDPOTrainer": "ddpo",
-    "DiffusionPolicy": "ddpo",
-    "FEMALE": "ddpo",
-    "LABELS": "ddpo",
-    "MALE": "ddpo",
+    "NOT_TRAINING_FIELDS": "ddpo",
     "PerPromptStatTracker": "ddpo",
-    "Rollout": "ddpo",
-    "ddim_step_with_logprob": "ddpo",
     "ddpo_clipped_loss": "ddpo",
-    "female_ratio": "ddpo",
-    "make_gender_reward": "ddpo",
-    "r_balance": "ddpo",
-    "r_shift": "ddpo",
-    "sample_with_logprob": "ddpo",
+    "trust_region_loss": "ddpo",
     "lora_fingerprint": "ddpo_distributed",
     "LabScale": "full_scale",
     "SCALES": "full_scale",
@@ -64,12 +65,22 @@ _EXPORTS = {  # public name -> the module that defines it
     "build_lab06": "full_scale",
     "default_ddpo_config": "full_scale",
     "make_reward_fn": "full_scale",
+    "FEMALE": "gender_rewards",
+    "GenderReward": "gender_rewards",
+    "LABELS": "gender_rewards",
+    "LABEL_CODE": "gender_rewards",
+    "MALE": "gender_rewards",
+    "check_labels": "gender_rewards",
+    "female_ratio": "gender_rewards",
+    "make_gender_reward": "gender_rewards",
+    "r_balance": "gender_rewards",
+    "r_balance_per_prompt": "gender_rewards",
+    "r_shift": "gender_rewards",
     "CONFIDENCE_THRESHOLD": "hf_gender_classifier",
     "DEFAULT_MODEL_ID": "hf_gender_classifier",
     "HFGenderClassifier": "hf_gender_classifier",
     "gender_label_names": "hf_gender_classifier",
     "save_tiny_vit_classifier": "hf_gender_classifier",
-    "threshold_labels": "hf_gender_classifier",
     "to_pil_images": "hf_gender_classifier",
     "CLASS_ORDER": "portrait_classifier",
     "ClassifierConfig": "portrait_classifier",
@@ -90,7 +101,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "StableDiffusionPolicy": "sd_policy",
     "default_dtype": "sd_policy",
     "load_stable_diffusion": "sd_policy",
-    "resolve_device": "sd_policy",
     "tiny_clip_tokenizer": "sd_policy",
     "tiny_stable_diffusion": "sd_policy",
     "gaussian_kl": "truly_ppo",

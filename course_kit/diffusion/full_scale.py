@@ -1,9 +1,10 @@
-"""One switch between Lab 06's two scales: the offline toy and the seed paper's full setup.
+"""One switch between Lab 06's two scales: the offline toy and the paper's full setup.
 
-Seed 002 fine-tunes Stable Diffusion v1.5 (section III-B) with DDPO and rewards from the ViT
-classifier ``rizvandwiki/gender-classification-2`` thresholded at 0.7 (section III-C). Neither
-can be downloaded on the course's CPU machines (GUIDE section 2), so Lab 06 runs by default on a
-toy that is the same code with other names:
+The paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement Learning
+Feedback" fine-tunes Stable Diffusion (section "Stable Diffusion Model") with DDPO and rewards
+from the ViT classifier ``rizvandwiki/gender-classification-2`` thresholded at 0.7 (section
+"Classification Model"). Neither can be downloaded on the course's CPU machines, so Lab 06 runs
+by default on a toy that is the same code with other names:
 
 - "toy": policy ``portrait_diffusion`` (trained here, CPU) and classifier ``portrait_classifier``
   (a small CNN);
@@ -26,8 +27,11 @@ from typing import Callable, List, Literal, Optional, Tuple
 import torch
 from torch import Tensor
 
-from course_kit.diffusion.ddpo import DDPOConfig, DiffusionPolicy, make_gender_reward
+from course_kit.diffusion.ddim_logprob import DiffusionPolicy
+from course_kit.diffusion.ddpo import DDPOConfig
+from course_kit.diffusion.gender_rewards import GenderReward, make_gender_reward
 from course_kit.diffusion.hf_gender_classifier import CONFIDENCE_THRESHOLD, DEFAULT_MODEL_ID
+from course_kit.runtime import resolve_device
 
 Scale = Literal["toy", "full"]
 Classify = Callable[[Tensor], Tuple[Tensor, List[Optional[str]]]]
@@ -58,7 +62,6 @@ class LabScale:
 def _build_toy(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
     from course_kit.diffusion import portrait_classifier
     from course_kit.diffusion import portrait_diffusion
-    from course_kit.diffusion.sd_policy import resolve_device
 
     device = resolve_device(config.device)
     classifier = portrait_classifier.load_classifier().to(device)  # data/portrait_classifier
@@ -97,8 +100,9 @@ def build_lab06(config: Optional[LabScale] = None, **overrides) -> Tuple[Diffusi
     return _build_toy(config) if config.scale == "toy" else _build_full(config)
 
 
-def make_reward_fn(classify: Classify, reward: Literal["shift", "balance"] = "shift", underrepresented: str = "female"):
-    """DDPO's ``reward_fn(images, prompts)`` from a classifier: R_shift (eq. 1) or R_balance (eqs. 2-3)."""
+def make_reward_fn(classify: Classify, reward: Literal["shift", "balance"] = "shift",
+                   underrepresented: Literal["female", "male"] = "female") -> GenderReward:
+    """DDPO's ``reward_fn(images, prompts)`` from a classifier: R_shift (eq. 1) or R_balance (eqs. 2-3, q per prompt)."""
     return make_gender_reward(classify, reward=reward, underrepresented=underrepresented)
 
 
@@ -107,13 +111,18 @@ def default_ddpo_config(scale: Scale = "toy", **overrides) -> DDPOConfig:
 
     "toy": ``DDPOConfig``'s defaults (Lab 06 on CPU). "full": ddpo-pytorch's settings for SD v1.5
     (eta 1, guidance 5, lr 3e-4, clip 1e-4, advantages clipped at 5) with 20 DDIM steps instead of 50
-    and small batches, so that one epoch fits a single Colab GPU (see labs/06_full_scale.md).
+    and small batches, so that one epoch fits a single Colab GPU (see labs/06_full_scale.md), and the
+    mixed precision that matches the frozen weights of ``default_dtype``: "fp16" (with loss scaling)
+    on CUDA, "no" on CPU.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if scale == "full":
-        base = dict(num_steps=20, eta=1.0, guidance_scale=5.0, batch_size=8, num_batches_per_epoch=2,
-                    train_batch_size=4, lr=3e-4, clip_range=1e-4, adv_clip_max=5.0)
+        from course_kit.diffusion.sd_policy import default_dtype
+
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(default_dtype(resolve_device(None)), "no")
+        base = dict(n_inference_steps=20, eta=1.0, w=5.0, batch_size=8, n_batches_per_epoch=2,
+                    train_batch_size=4, lr=3e-4, clip_range=1e-4, adv_clip_max=5.0, mixed_precision=precision)
         base.update(overrides)
         overrides = base
     return DDPOConfig(**overrides)

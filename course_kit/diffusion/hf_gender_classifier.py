@@ -1,6 +1,7 @@
-"""The seed paper's gender classifier through a transformers pipeline: the full-scale reward model of Lab 06.
+"""The paper's gender classifier through a transformers pipeline: the full-scale reward model of Lab 06.
 
-Seed 002, section III-C: "We implemented a pretrained 'gender-classification-2' [23] to classify
+The paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement Learning
+Feedback", section "Classification Model": "We implemented a pretrained 'gender-classification-2' [23] to classify
 the generated images. The model outputs the probability of being a male or female. We set the
 confidence level at 0.7. Images with predicted probability larger than the confidence level are
 classified as male or female. Otherwise the images are assigned a label 'None'."
@@ -9,9 +10,10 @@ classified as male or female. Otherwise the images are assigned a label 'None'."
 male-like label (default ``rizvandwiki/gender-classification-2``: a ViT of 85.8M parameters
 trained with HuggingPics on the labels "female" and "male", per its model card; needs the hub) through
 ``transformers.pipeline("image-classification", ...)`` and is a ``classify(images) -> (p_female,
-labels)`` function as ``course_kit.diffusion.ddpo.make_gender_reward`` expects: p_female (B,) is the softmax
+labels)`` function as ``course_kit.diffusion.gender_rewards.make_gender_reward`` expects: p_female (B,) is the softmax
 probability of the female label renormalised over {female, male}, and labels follow the 0.7 rule
-(``threshold_labels``), with ``None`` for "None" (the convention of ``course_kit.diffusion.ddpo``).
+(``threshold_labels``, a strict "larger than"; the same function labels the toy world), with
+``None`` for "None".
 
 Offline (tests, the smoke script) the same code path loads a tiny randomly initialised ViT saved
 by ``save_tiny_vit_classifier``: its outputs are meaningless, only the plumbing is real.
@@ -27,10 +29,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from course_kit.diffusion.sd_policy import resolve_device
+from course_kit.runtime import resolve_device
+from course_kit.worlds.portrait_world import threshold_labels
 
 DEFAULT_MODEL_ID = "rizvandwiki/gender-classification-2"
-CONFIDENCE_THRESHOLD = 0.7  # seed 002, section III-C
+CONFIDENCE_THRESHOLD = 0.7  # the paper, section "Classification Model"
 _FEMALE_NAMES = {"female", "woman", "women", "girl", "f"}
 _MALE_NAMES = {"male", "man", "men", "boy", "m"}
 
@@ -55,16 +58,6 @@ def gender_label_names(id2label: Dict[int, str]) -> Tuple[str, str]:
     return female[0], male[0]
 
 
-def threshold_labels(p_female: Tensor, threshold: float = CONFIDENCE_THRESHOLD) -> List[Optional[str]]:
-    """The 0.7 rule: "female" if p_female > threshold, "male" if 1 - p_female > threshold, else None. (B,) -> B labels."""
-    if not 0.5 <= threshold < 1:
-        raise ValueError(f"threshold must be in [0.5, 1) so that at most one label passes it, got {threshold!r}")
-    p = torch.as_tensor(p_female, dtype=torch.float32).reshape(-1)  # (B,)
-    if bool(((p < 0) | (p > 1) | ~torch.isfinite(p)).any()):
-        raise ValueError("p_female must hold probabilities in [0, 1]")
-    return ["female" if pf > threshold else "male" if 1 - pf > threshold else None for pf in p.tolist()]
-
-
 def to_pil_images(images) -> list:
     """Images (B, 3, H, W) in [0, 1] (a tensor) or a list of PIL images -> list of RGB PIL images."""
     from PIL import Image
@@ -82,8 +75,8 @@ class HFGenderClassifier:
     """``classify(images) -> (p_female (B,), labels)`` with a transformers image-classification pipeline.
 
     Args:
-        model: hub id or local folder of an image-classification model (default the seed's classifier).
-        threshold: confidence level of the seed (0.7); below it in both directions the label is None.
+        model: hub id or local folder of an image-classification model (default the paper's classifier).
+        threshold: confidence level of the paper (0.7); below it in both directions the label is None.
         device: where the classifier runs; default ``get_device()``.
         batch_size: images per forward pass inside the pipeline.
     """

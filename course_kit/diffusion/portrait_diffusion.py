@@ -1,6 +1,7 @@
 """A small prompt-conditional latent diffusion model of the portrait world (Lab 06, toy scale).
 
-The seed paper fine-tunes Stable Diffusion v1.5, a latent diffusion model (Rombach et al. 2022):
+The paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement Learning
+Feedback" fine-tunes Stable Diffusion v1.5, a latent diffusion model (Rombach et al. 2022):
 a UNet denoises a latent, a fixed VAE decoder maps it to pixels, and classifier-free guidance
 (Ho & Salimans 2022) mixes conditional and unconditional noise predictions. This toy has the
 same three parts at a size a 2-core CPU trains in well under a minute:
@@ -12,7 +13,7 @@ same three parts at a size a 2-core CPU trains in well under a minute:
   ``set_alpha_to_one=False, steps_offset=1`` as SD v1.5, so the last DDIM step keeps a density);
 - decoder: the fixed procedural renderer ``portrait_world.render`` (the "VAE decoder").
 
-``PortraitDiffusion`` implements ``course_kit.diffusion.ddpo.DiffusionPolicy``, so DDPO fine-tunes it with
+``PortraitDiffusion`` implements ``course_kit.diffusion.ddim_logprob.DiffusionPolicy``, so DDPO fine-tunes it with
 exactly the code that fine-tunes Stable Diffusion on the full-scale path. Why a latent model and
 not a pixel UNet: DDPO needs hundreds of sampled trajectories per minute, and the lab's whole
 budget (pretraining excluded) is four CPU minutes; the latent keeps every sampled image a clean
@@ -45,11 +46,23 @@ class PortraitDiffusionConfig:
     num_train_timesteps: int = 1000  # DDPM training steps
     beta_start: float = 1e-4  # linear beta schedule (DDPM)
     beta_end: float = 0.02
-    steps: int = 3000  # pretraining Adam steps
+    n_steps: int = 3000  # pretraining Adam steps
     batch_size: int = 256  # latents per pretraining step
     lr: float = 2e-3  # Adam learning rate (cosine decay)
     cond_dropout: float = 0.15  # probability of replacing the prompt by the null prompt (CFG training)
     seed: int = 0  # seeds data and initialisation
+
+    def __post_init__(self):
+        for name in ("hidden", "depth", "emb_dim", "num_train_timesteps", "n_steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start!r}, {self.beta_end!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.cond_dropout < 1:
+            raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout!r}")
 
 
 def timestep_embedding(t: Tensor, dim: int, num_train_timesteps: int) -> Tensor:
@@ -105,16 +118,16 @@ class PortraitDiffusion(nn.Module):
             ids.append(world.PROMPTS.index(p))
         return torch.tensor(ids, dtype=torch.long, device=self.inp.weight.device)
 
-    def predict_noise(self, latents: Tensor, timestep, cond: Tensor, guidance_scale: float) -> Tensor:
+    def predict_noise(self, latents: Tensor, timestep, cond: Tensor, w: float) -> Tensor:
         """CFG: eps_u + w (eps_c - eps_u); w = 1 is the plain conditional model, w = 0 the unconditional one."""
         b = latents.shape[0]
         t = torch.as_tensor(timestep, device=latents.device).reshape(-1).expand(b)  # (B,)
-        if guidance_scale == 1.0:
+        if w == 1.0:
             return self(latents, t, cond)
         null = torch.full_like(cond, self.null_index)
         eps = self(torch.cat([latents, latents]), torch.cat([t, t]), torch.cat([cond, null]))  # (2B, 8)
         eps_c, eps_u = eps[:b], eps[b:]
-        return eps_u + guidance_scale * (eps_c - eps_u)
+        return eps_u + w * (eps_c - eps_u)
 
     def decode(self, latents: Tensor) -> Tensor:
         """Portraits (B, 3, 32, 32) in [0, 1] from the fixed renderer."""
@@ -131,24 +144,25 @@ def pretrain(config: Optional[PortraitDiffusionConfig] = None, state_path: Optio
     """Fit eps_theta on the skewed training data with the DDPM loss and condition dropout.
 
     With ``state_path``, model/optimizer/step are saved there every 500 steps and a rerun resumes
-    from it (deleted when training finishes).
+    from it (deleted when training finishes). The state is read with ``weights_only=True``: a file
+    that would run code when unpickled is refused.
     """
     config = config or PortraitDiffusionConfig()
     seed_everything(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = PortraitDiffusion(config)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.n_steps)
     start = 0
     if state_path is not None and Path(state_path).exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
         start = state["step"]
     alphas = model.scheduler.alphas_cumprod  # (T,)
-    for step in progress(range(start, config.steps), desc="portrait diffusion", initial=start, total=config.steps):
+    for step in progress(range(start, config.n_steps), desc="portrait diffusion", initial=start, total=config.n_steps):
         idx = torch.randint(len(world.PROMPTS), (config.batch_size,), generator=gen)  # (B,)
         z0, _ = world.sample_latents([world.PROMPTS[i] for i in idx.tolist()], gen)  # (B, 8)
         drop = torch.rand(config.batch_size, generator=gen) < config.cond_dropout
@@ -162,7 +176,7 @@ def pretrain(config: Optional[PortraitDiffusionConfig] = None, state_path: Optio
         loss.backward()
         opt.step()
         sched.step()
-        if state_path is not None and (step + 1) % 500 == 0 and step + 1 < config.steps:
+        if state_path is not None and (step + 1) % 500 == 0 and step + 1 < config.n_steps:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "gen": gen.get_state(), "step": step + 1}, state_path)
@@ -179,7 +193,14 @@ def save_model(model: PortraitDiffusion, out_dir) -> Path:
 def load_model(path=None) -> PortraitDiffusion:
     """Load the pretrained model (default ``data/portrait_diffusion``); a fresh copy each call."""
     return load_checkpoint(path if path is not None else DATA_DIR / "portrait_diffusion",
-                           lambda cfg: PortraitDiffusion(PortraitDiffusionConfig(**cfg)), "portrait_diffusion")
+                           lambda cfg: PortraitDiffusion(PortraitDiffusionConfig(**_current_names(cfg))), "portrait_diffusion")
+
+
+def _current_names(cfg: dict) -> dict:
+    """A stored config with the course's names (checkpoints written before used ``steps`` for ``n_steps``)."""
+    if "steps" in cfg:
+        cfg["n_steps"] = cfg.pop("steps")
+    return cfg
 
 
 def build(out_dir) -> Path:
@@ -192,11 +213,10 @@ def build(out_dir) -> Path:
 # Sampling helpers for the lab
 # ----------------------------------------------------------------------------------------------
 @torch.no_grad()
-def generate(model: PortraitDiffusion, prompts: Sequence[str], guidance_scale: float = 1.0, num_steps: int = 10,
+def generate(model: PortraitDiffusion, prompts: Sequence[str], w: float = 1.0, n_inference_steps: int = 10,
              eta: float = 1.0, seed: int = 0) -> Tuple[Tensor, Tensor]:
-    """(latents (B, 8), images (B, 3, 32, 32)) from the stochastic DDIM sampler DDPO trains."""
-    from course_kit.diffusion.ddpo import DDPOConfig, sample_with_logprob
+    """(latents (B, 8), images (B, 3, 32, 32)) from the stochastic DDIM sampler DDPO trains, at CFG weight ``w``."""
+    from course_kit.diffusion.ddim_logprob import sample_with_logprob
 
-    cfg = DDPOConfig(num_steps=num_steps, eta=eta, guidance_scale=guidance_scale)
-    rollout = sample_with_logprob(model, list(prompts), cfg, torch.Generator().manual_seed(seed))
+    rollout = sample_with_logprob(model, list(prompts), n_inference_steps, eta, w, torch.Generator().manual_seed(seed))
     return rollout.latents[:, -1], rollout.images

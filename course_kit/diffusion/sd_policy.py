@@ -1,11 +1,11 @@
 """Stable Diffusion as a DDPO policy with LoRA: the full-scale model of Lab 06.
 
-Seed 002 (section III-B) fine-tunes Stable Diffusion v1.5 with DDPO, "consistent with the DDPO
-work" (Black et al. 2023), whose reference code (kvablack/ddpo-pytorch ``scripts/train.py``)
+The paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement Learning
+Feedback" (section "Stable Diffusion Model") fine-tunes Stable Diffusion with DDPO (Black et al. 2023), whose reference code (kvablack/ddpo-pytorch ``scripts/train.py``)
 trains LoRA adapters (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models":
 W x + (alpha / r) B A x with A, B of rank r) on the UNet's attention projections and keeps the
 VAE, the text encoder and every base weight frozen. ``StableDiffusionPolicy`` does the same and
-implements ``course_kit.diffusion.ddpo.DiffusionPolicy``, so ``DDPOTrainer`` fine-tunes it exactly like the
+implements ``course_kit.diffusion.ddim_logprob.DiffusionPolicy``, so ``DDPOTrainer`` fine-tunes it exactly like the
 toy portrait model:
 
 - ``encode_prompts``: CLIP text embeddings (B, 77, C) of the prompts (frozen text encoder).
@@ -14,15 +14,22 @@ toy portrait model:
 - ``decode``: VAE decoding of latents / scaling_factor, mapped from [-1, 1] to [0, 1].
 - ``trainable_parameters``: the LoRA matrices only (``to_q``, ``to_k``, ``to_v``, ``to_out.0``).
 
-Precision: on CUDA the frozen weights are float16 (what fits SD v1.5 training on one Colab GPU),
-the LoRA weights stay float32 and the UNet runs under autocast; on CPU everything is float32.
-``dtype=torch.bfloat16`` is the choice on GPUs that support it (A100, L4, H100): same memory, and
-its float32-sized exponent keeps small gradients from underflowing without a loss scaler. The
-latents that DDPO stores and the noise predictions it receives are float32 in both cases, so the
-DDIM log-probabilities and likelihood ratios are computed in float32.
+Precision (``default_dtype``): on CUDA the frozen weights are bfloat16 where the GPU has it, else
+float16 (loaded as the hub's ``variant="fp16"`` files, about 2.6 GB instead of 4.3 GB); the LoRA
+weights stay float32 and the UNet runs under autocast; on CPU everything is float32. Training in float16 needs loss scaling: a log-prob averaged over 16,384
+latent dimensions and divided by T has gradients near 1e-6, subnormal in float16. Set
+``DDPOConfig(mixed_precision="fp16")`` and the trainer uses accelerate's GradScaler;
+``dtype=torch.bfloat16`` with ``mixed_precision="bf16"`` is the choice on GPUs that have it (A100,
+L4, H100; not Colab's T4): float32's exponent, no scaler needed. The latents that DDPO stores and
+the noise predictions it receives are float32 in every case, so the DDIM log-probabilities and
+likelihood ratios are computed in float32.
+
+Gradient checkpointing: diffusers up to 0.31 checkpoints a block only when ``self.training`` is
+True, so with ``gradient_checkpointing=True`` the UNet is put in train mode (its dropout is 0,
+so its outputs do not change) and checkpointing really happens on every diffusers version.
 
 ``tiny_stable_diffusion`` builds a randomly initialised ``StableDiffusionPipeline`` from configs
-(GUIDE section 2) so that all of this runs offline in tests; ``load_stable_diffusion`` loads the
+so that all of this runs offline in tests; ``load_stable_diffusion`` loads the
 real v1.5 weights from the hub (GPU with internet, e.g. Colab).
 """
 
@@ -35,23 +42,18 @@ from typing import Iterable, List, Optional
 import torch
 from torch import Tensor
 
-from course_kit.runtime import get_device
+from course_kit.runtime import resolve_device
 
 SD15_MODEL_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # community mirror; runwayml/... was deleted in Aug 2024
 LORA_TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]  # UNet attention projections (ddpo-pytorch)
 
 
-def resolve_device(device: Optional[torch.device | str] = None) -> torch.device:
-    """``get_device()`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
-    if device is None:
-        return get_device()
-    device = torch.device(device)
-    return get_device("cpu" if device.type == "cpu" else str(device))
-
-
 def default_dtype(device: torch.device) -> torch.dtype:
-    """float16 on CUDA (frozen weights), float32 elsewhere."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    """The frozen weights' dtype: bfloat16 on CUDA GPUs that have it (A100, L4, H100), float16 on the
+    others (Colab's T4; trained with loss scaling), float32 elsewhere."""
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _sd_scheduler():
@@ -68,7 +70,7 @@ def tiny_clip_tokenizer():
     """A character-level ``CLIPTokenizer`` (a-z, 0-9, punctuation; no merges), 77 tokens like CLIP.
 
     transformers 5 ignores ``CLIPTokenizer(vocab_file, merges_file)`` and later fails with an
-    ``OverflowError`` (GUIDE section 2), so the vocabulary is passed as a dict and merges as a list.
+    ``OverflowError``, so the vocabulary is passed as a dict and merges as a list.
     """
     from transformers import CLIPTokenizer
 
@@ -80,7 +82,7 @@ def tiny_clip_tokenizer():
 
 
 def tiny_stable_diffusion(seed: int = 0):
-    """A randomly initialised, tiny ``StableDiffusionPipeline`` built offline from configs (GUIDE section 2).
+    """A randomly initialised, tiny ``StableDiffusionPipeline`` built offline from configs.
 
     UNet2DConditionModel (block_out_channels (32, 64), norm_num_groups 8, cross_attention_dim 32),
     AutoencoderKL (32, 64) with a 2x downsampling (so 16x16 images have 8x8x4 latents), a 2-layer
@@ -120,15 +122,19 @@ def load_stable_diffusion(model_id: str = SD15_MODEL_ID, device: Optional[torch.
                           dtype: Optional[torch.dtype] = None):
     """Load a Stable Diffusion pipeline from the hub (or a local folder) with a DDIM scheduler.
 
-    Needs internet (or a cached/local copy) and, for v1.5, a GPU: ~2.6 GB of float16 weights. The
-    safety checker is not loaded (DDPO scores images with its own classifier). Not run in tests.
+    Needs internet (or a cached/local copy) and, for v1.5, a GPU. float16 weights are loaded from the
+    ``fp16`` variant files (~2.6 GB for v1.5; without ``variant`` the hub sends the 4.3 GB of float32
+    files and they are cast after download); bfloat16 is cast from the float32 files (a float16
+    file would lose mantissa bits on the way). The safety checker is not loaded (DDPO
+    scores images with its own classifier).
     """
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     device = resolve_device(device)
     dtype = dtype or default_dtype(device)
+    variant = {"variant": "fp16"} if dtype == torch.float16 else {}  # bfloat16: cast from the float32 files
     pipe = StableDiffusionPipeline.from_pretrained(model_id, torch_dtype=dtype, safety_checker=None,
-                                                   feature_extractor=None, requires_safety_checker=False)
+                                                   feature_extractor=None, requires_safety_checker=False, **variant)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     return pipe.to(device)
 
@@ -146,7 +152,8 @@ class StableDiffusionPolicy:
         dtype: weight dtype of the frozen parts; default float16 on CUDA, float32 elsewhere.
         lora_seed: seeds the LoRA initialisation, so every process of a multi-process run starts equal.
         gradient_checkpointing: recompute the UNet's activations in the backward pass instead of
-            storing them (less GPU memory for more compute; same gradients).
+            storing them (less GPU memory for more compute; same gradients); puts the UNet in train
+            mode, which diffusers <= 0.31 needs to checkpoint at all.
     """
 
     def __init__(self, pipeline, lora_rank: int = 4, lora_alpha: Optional[float] = None, image_size: Optional[int] = None,
@@ -190,8 +197,10 @@ class StableDiffusionPolicy:
         for p in self._lora_params:
             p.data = p.data.float()  # train the adapter in float32 even when the base is half precision
             p.requires_grad_(True)
+        self.gradient_checkpointing = bool(gradient_checkpointing)
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()  # diffusers: torch.utils.checkpoint, use_reentrant=False
+            self.unet.train()  # diffusers <= 0.31 checkpoints only in train mode; dropout is 0 in SD's UNet
         scale = pipeline.vae_scale_factor
         size = image_size or self.unet.config.sample_size * scale
         if size % scale:
@@ -215,7 +224,7 @@ class StableDiffusionPolicy:
                              truncation=True, return_tensors="pt").input_ids.to(self.device)  # (B, 77)
         return self.text_encoder(ids)[0]  # (B, 77, C)
 
-    def predict_noise(self, latents: Tensor, timestep, cond: Tensor, guidance_scale: float) -> Tensor:
+    def predict_noise(self, latents: Tensor, timestep, cond: Tensor, w: float) -> Tensor:
         """eps_u + w (eps_c - eps_u) for latents (B, *latent_shape), float32; one UNet pass on the 2B batch."""
         if latents.shape[1:] != self.latent_shape:
             raise ValueError(f"latents must have shape (B, {', '.join(map(str, self.latent_shape))}), got {tuple(latents.shape)}")
@@ -225,13 +234,13 @@ class StableDiffusionPolicy:
         t = torch.as_tensor(timestep, device=self.device)
         x = latents.to(self.device, self.dtype)  # (B, c, h, w)
         with self._autocast():
-            if guidance_scale == 1.0:
+            if w == 1.0:
                 return self.unet(x, t, encoder_hidden_states=cond.to(self.dtype)).sample.float()  # (B, c, h, w)
             t2 = t.repeat(2) if t.dim() == 1 else t
             emb = torch.cat([self._uncond.expand(batch, -1, -1), cond]).to(self.dtype)  # (2B, 77, C)
             eps = self.unet(torch.cat([x, x]), t2, encoder_hidden_states=emb).sample.float()  # (2B, c, h, w)
         eps_u, eps_c = eps.chunk(2)  # (B, c, h, w) each
-        return eps_u + guidance_scale * (eps_c - eps_u)
+        return eps_u + w * (eps_c - eps_u)
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """Truly PPO (TR-PPO-RB): a KL-triggered trust region with rollback, for DDPO in Lab 06.
 
-Seed 002, section III-F, replaces DDPO's clipped PPO objective by "Trust Region-based PPO with
+The paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement Learning
+Feedback", section "Trust Region Constraint", replaces DDPO's clipped PPO objective by "Trust Region-based PPO with
 Rollback, also called Truly PPO [24]" (Wang, He & Tan, "Truly Proximal Policy Optimization",
-UAI 2020), and section IV-D reports that it did *not* raise the reward: the authors suspect the
+UAI 2020), and its section "Trust Region Experiment" reports that it did *not* raise the reward: the authors suspect the
 KL estimate of a diffusion step is too crude to say when the new policy has left the trust region.
 
 The objective (Wang et al. 2020, eq. 16), per sample t with ratio r_t = pi_theta / pi_old:
@@ -17,10 +18,10 @@ unbounded KL (their Thm 3). The "-alpha r A" branch replaces PPO's *flat* clippe
 *rollback* (PPO-RB, eq. 11): where PPO only stops pushing a sample that has already improved and
 left the region, TR-PPO-RB pushes it back, with slope -alpha. The second condition is PPO's
 ``min``: a sample whose surrogate got *worse* than at theta_old keeps the plain gradient, so the
-update can always repair it. (The seed paraphrases the rollback as "a regularization term
+update can always repair it. (The paper paraphrases the rollback as "a regularization term
 proportional to the KL divergence"; we implement the paper's equation.)
 
-The KL of one DDIM step. ``course_kit.diffusion.ddpo.ddim_step_with_logprob`` gives the log-density of
+The KL of one DDIM step. ``course_kit.diffusion.ddim_logprob.ddim_step_with_logprob`` gives the log-density of
 the sampled x_{t-1} under N(mu_theta, sigma_t^2 I), averaged over the D latent dimensions (as in
 DDPO). Old and new policies share sigma_t, so the exact per-dimension KL is the closed form
 ``gaussian_kl`` = mean_d (mu_old - mu_new)^2 / (2 sigma_t^2). From log-probabilities alone we use
@@ -28,7 +29,7 @@ the per-sample estimate k1 = log pi_old(x) - log pi_theta(x) at the x sampled fr
 x = mu_old + sigma eps it equals KL + mean_d (Delta_d eps_d) / sigma: unbiased, with noise of standard
 deviation sqrt(2 KL / D), i.e. a relative error sqrt(2 / (D KL)). In SD v1.5's 4x64x64 latents
 (D = 16384) at KL = 0.005 that is 16%; the smaller the KL (or the latent), the noisier the trigger,
-one concrete reading of the seed's "our approximate estimation of the KL-divergence is not
+one concrete reading of the paper's "our approximate estimation of the KL-divergence is not
 sufficiently accurate". ``trigger_probability`` gives the resulting chance that a step is judged
 outside the region, in closed form. A caller that has the means can pass the exact KL through
 ``kl=``. ``tests/test_truly_ppo.py`` checks these statements. (The k3 estimator (r - 1) - log r of
@@ -118,9 +119,10 @@ def truly_ppo_loss(
         adv_clip_max: advantages are clipped to [-adv_clip_max, adv_clip_max] as in DDPO (None: no clip).
         kl: (B,) exact per-sample KL if the caller has it (``gaussian_kl``); default the k1 estimate.
 
-    Returns ``(loss, stats)``: ``loss`` a scalar to minimise; ``stats`` floats ``approx_kl`` (mean KL
-    used by the trigger), ``outside_frac`` (share with KL >= delta), ``rollback_frac`` (share on the
-    rollback branch; also as ``clipfrac``, the name PPO logs and ``DDPOTrainer`` use) and ``ratio_mean``.
+    Returns ``(loss, stats)``: ``loss`` a scalar to minimise; ``stats`` floats ``trigger_kl`` (mean KL
+    used by the trigger), ``approx_kl`` (mean of (r - 1) - log r, as every PPO of the course logs),
+    ``outside_fraction`` (share with KL >= delta), ``clip_fraction`` (share on the rollback branch,
+    PPO's clipped share) and ``ratio``.
     """
     _check_per_sample("log_prob_new", log_prob_new)
     _check_per_sample("log_prob_old", log_prob_old, log_prob_new)
@@ -149,10 +151,10 @@ def truly_ppo_loss(
     objective = torch.where(rollback, -rollback_coef * surrogate, surrogate)  # (B,)
     loss = -objective.mean()
     stats = {
-        "approx_kl": float(kl_t.mean()),
-        "outside_frac": float(outside.float().mean()),
-        "rollback_frac": float(rollback.float().mean()),
-        "clipfrac": float(rollback.float().mean()),  # the same share, under the name PPO logs use
-        "ratio_mean": float(ratio.detach().mean()),
+        "trigger_kl": float(kl_t.mean()),
+        "approx_kl": float(((ratio.detach() - 1) - (log_prob_new.detach() - log_prob_old)).mean()),
+        "outside_fraction": float(outside.float().mean()),
+        "clip_fraction": float(rollback.float().mean()),  # share on the rollback branch: PPO's clipped share
+        "ratio": float(ratio.detach().mean()),
     }
     return loss, stats

@@ -1,43 +1,54 @@
-"""Lab 06 headline: DDPO with R_shift / R_balance debiases the toy portrait diffusion model (seed 002).
+"""Lab 06 headline: DDPO with R_shift / R_balance debiases the toy portrait diffusion model.
 
-``headline(reward="shift")``: fine-tune on "photo of the face of an electrical engineer" with
-R_shift towards the under-represented group (female-presenting) and report the female share
-per epoch and the epochs needed to pass 0.9 (seed section IV-B: all female in 8 steps).
-``headline(reward="balance")``: R_balance on "photo of the face of a mechanical engineer" and
-"photo of the face of a computer scientist" (seed IV-C), reporting the epochs until
-|q - 0.5| <= 0.05 holds for good.
+The experiments of the paper "Diminishing Stereotype Bias in Image Generation Model using
+Reinforcement Learning Feedback" at toy scale. ``headline(reward="shift")``: fine-tune on "photo of
+the face of an electrical engineer" with R_shift towards the under-represented group
+(female-presenting) and report the female share per epoch and the epochs needed to pass 0.9 (the
+paper's "Shifting Gender Unbalance": all female in 8 steps). ``headline(reward="balance")``:
+R_balance on "photo of the face of a mechanical engineer" and "photo of the face of a computer
+scientist" (the paper's "Reaching Gender Balance"), reporting the epochs until |q - 0.5| <= 0.05
+holds for good.
 
 The share is measured every epoch on a separate evaluation sample (``EVAL_N`` images with the
 same noise every epoch), not on the training batch, whose 64 images alone have a binomial
 standard error of 0.06 at q = 0.5, larger than the 0.05 band.
 
     course-kit run ddpo --reward shift --json
+    course-kit run ddpo --checkpoint-dir runs/ddpo --json     # saves every epoch; run it again to resume
+
+With ``checkpoint_dir`` each prompt's run saves the trainer (``DDPOTrainer.save_checkpoint``) and
+its evaluations (``evals.json``) after every epoch into ``checkpoint_dir/<prompt>/``; the same
+command after an interruption resumes from there and prints the figures of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
 
 import numpy as np
 import torch
 
 from course_kit.worlds import portrait_world as world
-from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, female_ratio, make_gender_reward
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer
+from course_kit.diffusion.gender_rewards import female_ratio, make_gender_reward
 from course_kit.diffusion.portrait_classifier import PortraitClassifier, load_classifier
 from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, generate, load_model
 from course_kit.runtime import progress, seed_everything
 
-GUIDANCE = 2.0  # CFG weight used for sampling and DDPO (Lab 01: w > 1 amplifies the training skew)
+GUIDANCE = 2.0  # CFG weight w (the lecture's convention) to sample and fine-tune at (Lab 01: w > 1 amplifies the skew)
 EVAL_N = 1024  # images per evaluation (binomial standard error 0.016 at q = 0.5)
 EVAL_SEED = 0  # the evaluation noise (fixed: common random numbers across epochs)
 SHIFT_PROMPT = world.prompt_for("electrical engineer", "face")
 BALANCE_PROMPTS = (world.prompt_for("mechanical engineer", "face"), world.prompt_for("computer scientist", "face"))
 
 # DDPO settings of the lab, per reward (measured: see the lab's sweep in the notebook text)
-SHIFT_CONFIG = DDPOConfig(reward="shift", guidance_scale=GUIDANCE, lr=1e-3)
-BALANCE_CONFIG = DDPOConfig(reward="balance", guidance_scale=GUIDANCE, lr=5e-4, num_batches_per_epoch=4,
-                            stat_buffer_size=256)
+SHIFT_CONFIG = DDPOConfig(w=GUIDANCE, lr=1e-3)
+BALANCE_CONFIG = DDPOConfig(w=GUIDANCE, lr=5e-4, n_batches_per_epoch=4, stat_buffer_size=256)
+CONFIGS = {"shift": SHIFT_CONFIG, "balance": BALANCE_CONFIG}
 
 
 def training_reference(prompt: str, n: int = 1024, seed: int = 1) -> torch.Tensor:
@@ -57,10 +68,10 @@ def nn_distance(images: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: str, guidance_scale: float = GUIDANCE,
+def evaluate(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: str, w: float = GUIDANCE,
              n: int = EVAL_N, seed: int = EVAL_SEED, reference: Optional[torch.Tensor] = None) -> Dict[str, Any]:
     """Female share (classifier and oracle), None rate, confidence and image distance of ``n`` samples."""
-    latents, images = generate(model, [prompt] * n, guidance_scale=guidance_scale, seed=seed)
+    latents, images = generate(model, [prompt] * n, w=w, seed=seed)
     p, labels = classifier.classify(images)
     out = {
         "share": female_ratio(labels),  # q of eq. 2, from the classifier
@@ -75,20 +86,44 @@ def evaluate(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: s
     return out
 
 
-def run_ddpo(prompts, config: DDPOConfig, epochs: int, seed: int = 0, model: Optional[PortraitDiffusion] = None,
-             classifier: Optional[PortraitClassifier] = None, eval_n: int = EVAL_N) -> Dict[str, Any]:
-    """Fine-tune a fresh copy of the pretrained model; evaluate each prompt before and after every epoch."""
+SCALARS = ("share", "oracle_share", "none_rate", "confidence")  # what an evaluation keeps in a checkpoint
+
+
+def prompt_folder(prompt: str) -> str:
+    """A folder name for ``prompt`` ("photo of the face of a nurse" -> "photo_of_the_face_of_a_nurse")."""
+    return re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")
+
+
+def run_ddpo(prompts, config: DDPOConfig, n_epochs: int, seed: int = 0, model: Optional[PortraitDiffusion] = None,
+             classifier: Optional[PortraitClassifier] = None, eval_n: int = EVAL_N,
+             reward: Literal["shift", "balance"] = "shift", checkpoint_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Fine-tune a fresh copy of the pretrained model; evaluate each prompt before and after every epoch.
+
+    With ``checkpoint_dir`` the trainer and the evaluations are saved after every epoch, and a run
+    that finds them there resumes (the configuration must match; ``DDPOTrainer.resume``).
+    Evaluations restored from a checkpoint keep their numbers (``SCALARS``), not their images.
+    """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     seed_everything(seed)
     model = model or load_model()
     classifier = classifier or load_classifier()
     config = replace(config, seed=seed)
-    trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, config.reward, config.underrepresented), config)
-    evals = {p: [evaluate(model, classifier, p, config.guidance_scale, n=eval_n)] for p in prompts}
-    for _ in progress(range(epochs), desc="DDPO"):
-        trainer.train_epoch(prompts)
+    if checkpoint_dir:
+        config = replace(config, checkpoint_dir=str(checkpoint_dir), checkpoint_every=1)
+    trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, reward), config)
+    evals_path = Path(checkpoint_dir) / "evals.json" if checkpoint_dir else None
+    if checkpoint_dir and trainer.resume(checkpoint_dir) and evals_path.exists():
+        evals = json.loads(evals_path.read_text())
+        evals = {p: evals[p][:trainer.epoch + 1] for p in prompts}
+    else:
+        evals = {p: [evaluate(model, classifier, p, config.w, n=eval_n)] for p in prompts}
+    for _ in progress(range(trainer.epoch, n_epochs), desc="DDPO"):
+        trainer.train_epoch(prompts)  # saves the trainer into checkpoint_dir when given
         for p in prompts:
-            evals[p].append(evaluate(model, classifier, p, config.guidance_scale, n=eval_n))
+            evals[p].append(evaluate(model, classifier, p, config.w, n=eval_n))
+        if evals_path is not None:
+            kept = {p: [{k: e[k] for k in SCALARS} for e in ev] for p, ev in evals.items()}
+            evals_path.write_text(json.dumps(kept))
     return {"trainer": trainer, "model": model, "classifier": classifier, "evals": evals, "history": trainer.history}
 
 
@@ -135,20 +170,26 @@ def summarise(prompt: str, evals: List[Dict[str, Any]], reward: str, reference: 
 
 
 def headline(quick: bool = False, seed: int = 0, reward: Literal["shift", "balance"] = "shift", prompt: str = "",
-             trust_region: Literal["clip", "truly"] = "clip") -> Dict[str, Any]:
-    """DDPO debiasing figures; ``prompt=""`` uses the seed's prompts (one for shift, two for balance)."""
+             trust_region: Literal["clip", "truly"] = "clip", checkpoint_dir: str = "") -> Dict[str, Any]:
+    """DDPO debiasing figures; ``prompt=""`` uses the paper's prompts (one for shift, two for balance).
+
+    ``checkpoint_dir``: save every epoch there and resume an interrupted run from it (the same
+    command again); the figures are those of an uninterrupted run.
+    """
     if reward not in ("shift", "balance"):
         raise ValueError(f"reward must be 'shift' or 'balance', got {reward!r}")
-    config = replace(SHIFT_CONFIG if reward == "shift" else BALANCE_CONFIG, trust_region=trust_region)
+    if trust_region not in ("clip", "truly"):
+        raise ValueError(f"trust_region must be 'clip' or 'truly', got {trust_region!r}")
+    config = replace(CONFIGS[reward], trust_region=trust_region)
     prompts = [prompt] if prompt else ([SHIFT_PROMPT] if reward == "shift" else list(BALANCE_PROMPTS))
     for p in prompts:
         world.parse_prompt(p)
-    epochs = (4 if quick else 10) if reward == "shift" else (6 if quick else 20)
-    results: Dict[str, Any] = {"reward": reward, "trust_region": trust_region, "guidance_scale": config.guidance_scale,
-                               "epochs": epochs}
+    n_epochs = (4 if quick else 10) if reward == "shift" else (6 if quick else 20)
+    results: Dict[str, Any] = {"reward": reward, "trust_region": trust_region, "w": config.w, "n_epochs": n_epochs}
     per_prompt = []
-    for p in prompts:  # one run per prompt, as in the seed (single-prompt fine-tuning)
-        run = run_ddpo(p, config, epochs, seed=seed)
+    for p in prompts:  # one run per prompt, as in the paper (single-prompt fine-tuning)
+        folder = str(Path(checkpoint_dir) / prompt_folder(p)) if checkpoint_dir else None
+        run = run_ddpo(p, config, n_epochs, seed=seed, reward=reward, checkpoint_dir=folder)
         ref = training_reference(p)
         ev = run["evals"][p]
         summary = summarise(p, ev, reward)
@@ -168,14 +209,14 @@ def headline(quick: bool = False, seed: int = 0, reward: Literal["shift", "balan
 # Measurements of the lab before any fine-tuning
 # ----------------------------------------------------------------------------------------------
 @torch.no_grad()
-def bias_before(model: PortraitDiffusion, classifier: PortraitClassifier, guidance_scales=(1.0, GUIDANCE),
+def bias_before(model: PortraitDiffusion, classifier: PortraitClassifier, weights=(1.0, GUIDANCE),
                 style: str = "face", n: int = 512) -> List[Dict[str, Any]]:
     """Per vocation: the training data's female share and the generated share (classifier) at each CFG weight."""
     rows = []
     for vocation, share in world.FEMALE_SHARE.items():
         prompt = world.prompt_for(vocation, style)
         row = {"vocation": vocation, "data": share}
-        for w in guidance_scales:
+        for w in weights:
             row[f"w={w:g}"] = evaluate(model, classifier, prompt, w, n=n)["share"]
         rows.append(row)
     return rows
@@ -189,27 +230,101 @@ def cfg_sweep(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: 
 
 @torch.no_grad()
 def classifier_confusion(model: PortraitDiffusion, classifier: PortraitClassifier, style: str, n_per_vocation: int = 64,
-                         guidance_scale: float = 1.0, seed: int = 1):
+                         w: float = 1.0, seed: int = 1):
     """Confusion matrix (truth = oracle cue, rows female/male/None) of the classifier on generated images of ``style``."""
     from course_kit.diffusion.portrait_classifier import confusion_matrix
 
     prompts = [world.prompt_for(v, style) for v in world.FEMALE_SHARE for _ in range(n_per_vocation)]
-    latents, images = generate(model, prompts, guidance_scale=guidance_scale, seed=seed)
+    latents, images = generate(model, prompts, w=w, seed=seed)
     _, labels = classifier.classify(images)
     return confusion_matrix(world.oracle_labels(latents), labels), labels
 
 
 @torch.no_grad()
 def quality_before_after(model: PortraitDiffusion, classifier: PortraitClassifier, prompt: str,
-                         guidance_scale: float = GUIDANCE, n: int = 256) -> Dict[str, tuple]:
+                         w: float = GUIDANCE, n: int = 256) -> Dict[str, tuple]:
     """None rate, classifier confidence and NN pixel distance to balanced training portraits: (before, after).
 
     ``"nn_distance_floor"`` is the same distance for fresh training portraits: what "no drift" looks like.
     """
     ref = training_reference(prompt)
-    before = evaluate(load_model(), classifier, prompt, guidance_scale, n=n, reference=ref)
-    after = evaluate(model, classifier, prompt, guidance_scale, n=n, reference=ref)
+    before = evaluate(load_model(), classifier, prompt, w, n=n, reference=ref)
+    after = evaluate(model, classifier, prompt, w, n=n, reference=ref)
     floor = nn_distance(training_reference(prompt, n=n, seed=2), ref)
     out = {k: (before[k], after[k]) for k in ("none_rate", "confidence", "nn_distance", "share", "oracle_share")}
     out["nn_distance_floor"] = (floor, floor)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Truly PPO against clipping over seeds, and where the KL of an update sits
+# ----------------------------------------------------------------------------------------------
+def trust_region_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256,
+                       trust_regions=("clip", "truly"), prompt: str = SHIFT_PROMPT) -> List[Dict[str, Any]]:
+    """R_shift runs per (trust region, seed): the training batch's share, approx_kl, clip_fraction per epoch.
+
+    Cheaper than ``run_ddpo``: the share per epoch is the training batch's (64 images sampled at the
+    start of the epoch, from the reward's info), and only the final model (after ``n_epochs``
+    updates) gets a separate evaluation of ``eval_n`` images.
+    ``outside_fraction`` (Truly PPO only) is the share of steps whose KL estimate fired the trigger.
+    """
+    classifier = load_classifier()
+    rows = []
+    for trust_region in trust_regions:
+        for seed in seeds:
+            seed_everything(seed)
+            model = load_model()
+            config = replace(SHIFT_CONFIG, trust_region=trust_region, seed=seed)
+            trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, "shift"), config)
+            history = [trainer.train_epoch([prompt]) for _ in range(n_epochs)]
+            rows.append({
+                "trust_region": trust_region, "seed": seed,
+                "share": [h["female_share"] for h in history],  # epoch k's batch: the model after k updates
+                "final_eval_share": evaluate(model, classifier, prompt, config.w, n=eval_n)["share"],
+                "approx_kl": [h["approx_kl"] for h in history],
+                "clip_fraction": [h["clip_fraction"] for h in history],
+                "outside_fraction": [h.get("outside_fraction", float("nan")) for h in history],
+            })
+    return rows
+
+
+@torch.no_grad()
+def per_step_kl(trainer: DDPOTrainer) -> Dict[str, List[float]]:
+    """For the trainer's last rollout: per denoising step, sigma_t and mean approx_kl = (r - 1) - log r of the update.
+
+    r compares the policy after the epoch's update with the policy that sampled the rollout,
+    per DDIM step (index 0 = the first, noisiest step).
+    """
+    from course_kit.diffusion.ddim_logprob import ddim_mean_std, ddim_step_with_logprob
+
+    ro, cfg, policy = trainer.last_rollout, trainer.config, trainer.policy
+    policy.scheduler.set_timesteps(cfg.n_inference_steps)
+    cond = policy.encode_prompts(ro.prompts)
+    sigmas, kls = [], []
+    for j, t in enumerate(ro.timesteps):
+        x_t, x_prev = ro.latents[:, j], ro.latents[:, j + 1]  # (B, 8)
+        eps = policy.predict_noise(x_t, t, cond, cfg.w)
+        _, log_prob = ddim_step_with_logprob(policy.scheduler, eps, t, x_t, eta=cfg.eta, prev_sample=x_prev)  # (B,)
+        log_ratio = log_prob - ro.log_probs[:, j]  # (B,)
+        kls.append(float(((log_ratio.exp() - 1) - log_ratio).mean()))
+        sigmas.append(float(ddim_mean_std(policy.scheduler, eps, t, x_t, cfg.eta)[1][0]))
+    return {"timestep": [int(t) for t in ro.timesteps], "sigma": sigmas, "approx_kl": kls}
+
+
+@torch.no_grad()
+def classifier_by_cue(classifier: PortraitClassifier, prompt: str, cues=(-1.0, 0.0, 1.0), n: int = 512,
+                      seed: int = 0) -> Dict[float, Dict[str, float]]:
+    """The classifier on training-style portraits of ``prompt`` whose hair cue is set to each value.
+
+    Per cue: mean P(female) and the shares labelled female, male and None. A cue of 0 is a portrait
+    whose presentation cannot be read (the toy's "no recognisable person").
+    """
+    z, _ = world.sample_latents([prompt] * n, torch.Generator().manual_seed(seed))  # (n, 8)
+    out = {}
+    for cue in cues:
+        z_cue = z.clone()
+        z_cue[:, 0] = cue
+        p, labels = classifier.classify(world.render(z_cue))
+        out[cue] = {"p_female": float(p.mean()), "female": labels.count("female") / n,
+                    "male": labels.count("male") / n, "none": labels.count(None) / n}
     return out

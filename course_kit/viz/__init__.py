@@ -1,12 +1,11 @@
 """Figures and widgets: the only place that imports matplotlib or ipywidgets.
 
 - ``cfg``: Lab 01's figures and its guidance explorer: move w and watch the minority disappear from the samples.
-- ``ddpo_widgets``: Widgets of Lab 06: step DDPO one epoch at a time and watch the portraits and the female share change.
+- ``ddpo``: Figures and the explorer of Lab 06: image grids, confusion matrix, reward curves, DDPO one epoch at a time.
 - ``dpo``: Lab 04's figures and its explorer (DPO, Rafailov et al. 2023, "Direct Preference Optimization").
 - ``explorer``: The one interface every lab's widget follows (every lab with an explorer).
 - ``latent``: Lab 07's figures and explorer: the two worlds, the embeddings in 2-D, the representation gap, routing by brand.
 - ``maxmin``: Lab 05's figures and its explorer (MaxMin-RLHF): who likes what, EM vs labels per user, Algorithm 1.
-- ``portrait_plots``: Figures of Lab 06 (seed 002, Figs. 2-3 and 5-11 at toy scale): image grids, confusion matrix, curves.
 - ``ppo``: Lab 03's figures and its beta explorer (PPO with a KL penalty, reward hacking).
 - ``reward``: Lab 02's figures and its explorer (reward models from preference pairs).
 - ``style``: The course's small plotting style, used by every lab's figures.
@@ -23,8 +22,14 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_learned_curve": "cfg",
     "plot_overlap": "cfg",
     "plot_training_data": "cfg",
-    "DDPOExplorer": "ddpo_widgets",
-    "grid_png": "ddpo_widgets",
+    "DDPOExplorer": "ddpo",
+    "balance_reward_curve": "ddpo",
+    "confusion_panels": "ddpo",
+    "image_grids": "ddpo",
+    "per_seed_runs": "ddpo",
+    "r_balance_coupling": "ddpo",
+    "share_vs_guidance": "ddpo",
+    "training_curves": "ddpo",
     "DPOExplorer": "dpo",
     "LABELS": "dpo",
     "plot_beta_tradeoff": "dpo",
@@ -45,11 +50,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_iterations": "maxmin",
     "plot_mixtures": "maxmin",
     "plot_population": "maxmin",
-    "balance_reward_curve": "portrait_plots",
-    "confusion_panels": "portrait_plots",
-    "image_grids": "portrait_plots",
-    "share_vs_guidance": "portrait_plots",
-    "training_curves": "portrait_plots",
     "BetaExplorer": "ppo",
     "RUN_COLOURS": "ppo",
     "plot_overoptimisation": "ppo",

@@ -2,7 +2,7 @@
 
 - ``gaussian_mixture``: An exact world for Lab 01: a 1-D two-group Gaussian mixture and its closed-form noisy scores.
 - ``latent_world``: A procedural image-caption world with a representation gap and a proxy for a hidden attribute (Lab 07).
-- ``portrait_world``: A procedural portrait world with skewed occupation prompts: the data of Lab 06 (seed 002, toy scale).
+- ``portrait_world``: A procedural portrait world with skewed occupation prompts: the data of Lab 06 (toy scale).
 - ``preference_world``: The exact-level preference world: one prompt, K candidate responses, a hidden gold reward.
 - ``scene_lm``: A tiny scene-describing language model: the course's offline stand-in for a VLM (Labs 02-04).
 - ``scene_world``: A toy "image + caption" world with known ground truth, for object hallucination and sycophancy.
@@ -63,6 +63,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "prompt_for": "portrait_world",
     "render": "portrait_world",
     "sample_latents": "portrait_world",
+    "threshold_labels": "portrait_world",
     "training_images": "portrait_world",
     "PreferenceWorld": "preference_world",
     "PreferenceWorldConfig": "preference_world",

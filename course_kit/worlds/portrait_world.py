@@ -1,6 +1,9 @@
-"""A procedural portrait world with skewed occupation prompts: the data of Lab 06 (seed 002, toy scale).
+"""A procedural portrait world with skewed occupation prompts: the data of Lab 06 (toy scale).
 
-The seed paper fine-tunes Stable Diffusion, a *latent* diffusion model: it denoises a small
+The world of the paper "Diminishing Stereotype Bias in Image Generation Model using Reinforcement
+Learning Feedback" (Chen & Foussereau), at a size a CPU can fine-tune.
+
+The paper fine-tunes Stable Diffusion, a *latent* diffusion model: it denoises a small
 latent and a fixed VAE decoder turns it into pixels. Our toy keeps that structure and replaces
 the learned VAE by a fixed procedural renderer:
 
@@ -15,12 +18,14 @@ skewed share (``FEMALE_SHARE``: "electrical engineer" 10% female-presenting, "nu
 given the presentation, the cue is N(+1, 0.45^2) (long hair, "female") or N(-1, 0.45^2) (short,
 "male"): the two overlap, so a few portraits are genuinely ambiguous. Face prompts ("photo of the
 face of a nurse") draw a close-up; person prompts ("photo of a nurse") draw a small full figure
-whose hair is a few pixels wide, so a classifier often cannot decide ("None", seed section IV-A).
+whose hair is a few pixels wide, so a classifier often cannot decide ("None"; the paper's section
+"Evaluation of the Classification Model").
 
 What is "true" here (``oracle_labels``): generated images have no ground-truth gender. The only
 truth this world has is the cue the renderer *drew*: the Bayes posterior of "female-presenting"
 given the hair-length coordinate under the training mixture with equal priors, thresholded at
-the seed's 0.7 (else None). It is a stereotype by construction (long hair = female): the lab
+the paper's 0.7 (else None) by ``threshold_labels``, the one labelling rule of
+the course (the paper's "Classification Model": a probability *larger than* 0.7). It is a stereotype by construction (long hair = female): the lab
 discusses exactly that.
 
 Why 32x32: the cue of a person-prompt figure must be barely readable (a couple of pixels) while
@@ -43,7 +48,7 @@ CUE_MEAN = 1.0  # the cue is N(+CUE_MEAN, CUE_STD^2) for female-presenting, N(-C
 CUE_STD = 0.45
 ZOOM_MEAN = {"face": 1.0, "person": -1.0}  # zoom coordinate by prompt style
 ZOOM_STD = 0.15
-CONFIDENCE = 0.7  # the seed's classification threshold (section III-C)
+CONFIDENCE = 0.7  # the paper's confidence level (section "Classification Model")
 
 # Share of female-presenting portraits in the training data of each vocation (the stereotype).
 FEMALE_SHARE: Dict[str, float] = {
@@ -61,7 +66,7 @@ STYLES = ("face", "person")
 
 
 def prompt_for(vocation: str, style: str) -> str:
-    """The seed's prompt templates (Table I): 'photo of a [vocation]' / 'photo of the face of a [vocation]'."""
+    """The paper's prompt templates (section "Prompting design"): 'photo of a [vocation]' / 'photo of the face of a [vocation]'."""
     if vocation not in FEMALE_SHARE:
         raise ValueError(f"unknown vocation {vocation!r}; allowed: {sorted(FEMALE_SHARE)}")
     if style not in STYLES:
@@ -112,10 +117,27 @@ def cue_posterior(latents: Tensor) -> Tensor:
     return torch.sigmoid(2 * CUE_MEAN * latents[:, 0] / CUE_STD**2)
 
 
+def threshold_labels(p_female, threshold: float = CONFIDENCE) -> List[Optional[str]]:
+    """The paper's labelling rule: "female" if p_female > threshold, "male" if 1 - p_female > threshold, else None.
+
+    "Images with predicted probability larger than the confidence level are classified as male or
+    female. Otherwise the images are assigned a label 'None'" (section "Classification Model"): a
+    strict ``>``, so p = 0.7 exactly is None. Used by the oracle, the toy classifier and the
+    full-scale classifier alike. ``p_female`` (B,) probabilities; returns B labels.
+    """
+    if not 0.5 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0.5, 1) so that at most one label passes it, got {threshold!r}")
+    p = torch.as_tensor(p_female, dtype=torch.float32).reshape(-1)  # (B,)
+    if bool(((p < 0) | (p > 1) | ~torch.isfinite(p)).any()):
+        raise ValueError("p_female must hold probabilities in [0, 1]")
+    c = torch.tensor(threshold, dtype=torch.float32)  # compare in float32 on both sides: 0.7 is 0.7
+    female, male = p > c, (1 - p) > c  # (B,) each
+    return ["female" if f else "male" if m else None for f, m in zip(female.tolist(), male.tolist())]
+
+
 def oracle_labels(latents: Tensor, confidence: float = CONFIDENCE) -> List[Optional[str]]:
-    """The renderer's intended presentation: 'female'/'male' where the cue posterior passes ``confidence``, else None."""
-    p = cue_posterior(latents)
-    return ["female" if v >= confidence else "male" if v <= 1 - confidence else None for v in p.tolist()]
+    """The renderer's intended presentation: ``threshold_labels`` of the cue posterior."""
+    return threshold_labels(cue_posterior(latents), confidence)
 
 
 # ----------------------------------------------------------------------------------------------

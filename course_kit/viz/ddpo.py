@@ -1,0 +1,240 @@
+"""Figures and the explorer of Lab 06: image grids, confusion matrix, reward curves, DDPO one epoch at a time.
+
+The figures of the paper "Diminishing Stereotype Bias in Image Generation Model using
+Reinforcement Learning Feedback" (Figs. 2-3 and 5-12) at toy scale. Every figure function draws on
+matplotlib axes it creates with ``course_kit.viz.style.new_figure`` and returns the figure; the
+notebook ends the cell with ``plt.show()``. ``DDPOExplorer`` (a ``course_kit.viz.explorer.Explorer``)
+steps DDPO one epoch at a time and shows the portraits and the female share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from course_kit.viz.explorer import Explorer
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+
+
+def _grid(images: torch.Tensor, ncols: int) -> np.ndarray:
+    n, _, h, w = images.shape
+    nrows = -(-n // ncols)
+    canvas = np.ones((nrows * (h + 1) - 1, ncols * (w + 1) - 1, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = images[i].permute(1, 2, 0).cpu().numpy()
+    return canvas
+
+
+def image_grids(grids: Dict[str, torch.Tensor], ncols: int = 8):
+    """One panel per entry: title -> images (N, 3, H, W) tiled ``ncols`` wide (the paper's Figs. 5, 7, 9, 11)."""
+    fig, axes = new_figure(ncols=len(grids), width=3.6, height=2.0)
+    axes = np.atleast_1d(axes)
+    for ax, (title, images) in zip(axes, grids.items()):
+        ax.imshow(_grid(images, ncols), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return fig
+
+
+def balance_reward_curve(n: int = 16):
+    """The paper's Fig. 2: the batch's total R_balance as a function of the female ratio q (no None images)."""
+    from course_kit.diffusion.gender_rewards import r_balance
+
+    ks = np.arange(n + 1)
+    totals = [float(r_balance(["female"] * k + ["male"] * (n - k)).sum()) for k in ks]
+    fig, ax = new_figure()
+    ax.plot(ks / n, totals, "o-", color=ACCENT)
+    ax.set_xlabel("female ratio q in the batch")
+    ax.set_ylabel(f"total R_balance ({n} images)")
+    ax.set_title("R_balance peaks at q = 0.5")
+    return fig
+
+
+def confusion_panels(matrices: Dict[str, np.ndarray]):
+    """The paper's Fig. 3: one confusion matrix per title (rows truth, columns prediction: female, male, None)."""
+    from course_kit.diffusion.portrait_classifier import accuracies
+
+    fig, axes = new_figure(ncols=len(matrices), width=3.2, height=3.0)
+    axes = np.atleast_1d(axes)
+    names = ["female", "male", "None"]
+    for ax, (title, m) in zip(axes, matrices.items()):
+        ax.imshow(m, cmap="Blues")
+        for i in range(3):
+            for j in range(3):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="black", fontsize=9)
+        ax.set_xticks(range(3), names)
+        ax.set_yticks(range(3), names)
+        ax.set_xlabel("classifier")
+        ax.set_ylabel("oracle (renderer's cue)")
+        ax.grid(False)
+        acc, acc2 = accuracies(m)
+        ax.set_title(f"{title}\naccuracy {acc:.2f} ({acc2:.2f} without None)", fontsize=9)
+    return fig
+
+
+def share_vs_guidance(weights: Sequence[float], shares: Dict[str, Sequence[float]], data: Dict[str, float]):
+    """Female share of samples against the CFG weight, one line per prompt, dashed = training data."""
+    fig, ax = new_figure(width=5.0)
+    colours = [MAJORITY, MINORITY, ACCENT, NEUTRAL]
+    for (prompt, s), c in zip(shares.items(), colours):
+        ax.plot(weights, s, "o-", color=c, label=prompt)
+        ax.axhline(data[prompt], color=c, ls="--", lw=1)
+    ax.set_xlabel("guidance weight w")
+    ax.set_ylabel("female share (classifier)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title("CFG amplifies the training skew (dashed: data)")
+    return fig
+
+
+def training_curves(runs: Dict[str, dict], target: Optional[float] = None, band: Optional[float] = None):
+    """The paper's Figs. 6, 8, 10, 12: per run, the female share (evaluation), the mean reward and the loss per epoch.
+
+    ``runs``: label -> {"share": [...] (epochs + 1), "reward": [...], "loss": [...]}.
+    """
+    fig, axes = new_figure(ncols=3, width=3.4, height=2.8)
+    colours = [ACCENT, MINORITY, MAJORITY, NEUTRAL]
+    for (label, r), c in zip(runs.items(), colours):
+        axes[0].plot(range(len(r["share"])), r["share"], "o-", ms=3, color=c, label=label)
+        axes[1].plot(range(1, len(r["reward"]) + 1), r["reward"], "o-", ms=3, color=c, label=label)
+        axes[2].plot(range(1, len(r["loss"]) + 1), r["loss"], "o-", ms=3, color=c, label=label)
+    if target is not None:
+        axes[0].axhline(target, color=NEUTRAL, ls="--", lw=1)
+    if band is not None:
+        axes[0].axhspan(0.5 - band, 0.5 + band, color=NEUTRAL, alpha=0.2)
+    axes[0].set_ylabel("female share (evaluation)")
+    axes[1].set_ylabel("mean reward (training batch)")
+    axes[2].set_ylabel("PPO loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def r_balance_coupling(n: int = 8):
+    """R_balance of one fixed female-labelled image as the rest of a batch of ``n`` changes (eq. 3's coupling)."""
+    from course_kit.diffusion.gender_rewards import r_balance
+
+    ks = np.arange(n)  # female images among the other n - 1
+    mine = [float(r_balance(["female"] + ["female"] * k + ["male"] * (n - 1 - k))[0]) for k in ks]
+    fig, ax = new_figure()
+    ax.plot((ks + 1) / n, mine, "o-", color=MINORITY)
+    ax.axhline(0, color=NEUTRAL, lw=1)
+    ax.set_xlabel("female ratio q of the batch (this image included)")
+    ax.set_ylabel("R_balance of the same female image")
+    ax.set_title("the same image, rewarded by the rest of the batch")
+    return fig
+
+
+def per_seed_runs(rows: Sequence[dict], target: float = 0.9):
+    """Female share per epoch, one line per (trust region, seed) run: ``rows`` of {"label", "share"}."""
+    fig, ax = new_figure(width=5.0)
+    colours = {"clip": ACCENT, "truly": MINORITY}
+    for r in rows:
+        ax.plot(range(len(r["share"])), r["share"], "o-", ms=3, color=colours.get(r["trust_region"], NEUTRAL),
+                alpha=0.8, label=f"{r['trust_region']} seed {r['seed']}")
+    ax.axhline(target, color=NEUTRAL, ls="--", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("female share (evaluation)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The explorer
+# ----------------------------------------------------------------------------------------------
+class DDPOExplorer(Explorer):
+    """Prompt / reward / CFG weight controls, a one-epoch DDPO button, the portraits and the share per epoch.
+
+    ``update(prompt=..., reward=..., w=...)`` starts a new run for a new prompt or reward (reloads the
+    pretrained model), re-evaluates for a new w, and ``update(action="epoch")`` / ``update(action="reset")``
+    trains one epoch / reloads. ``state`` holds the epoch, the share per epoch and the None rate.
+    """
+
+    def __init__(self, eval_n: int = 128, seed: int = 0):
+        import ipywidgets as W
+
+        from course_kit.diffusion.portrait_classifier import load_classifier
+        from course_kit.experiments.ddpo import GUIDANCE, SHIFT_PROMPT
+        from course_kit.worlds import portrait_world as world
+
+        super().__init__()
+        self.eval_n, self.seed = eval_n, seed
+        self.classifier = load_classifier()
+        self.values = {"prompt": SHIFT_PROMPT, "reward": "shift", "w": GUIDANCE}
+        self.observe("prompt", W.Dropdown(options=world.PROMPTS, value=SHIFT_PROMPT, description="prompt"))
+        self.observe("reward", W.ToggleButtons(options=["shift", "balance"], value="shift", description="reward"))
+        self.observe("w", W.FloatSlider(value=GUIDANCE, min=0.0, max=5.0, step=0.5, description="CFG w"))
+        self.controls["epoch"] = W.Button(description="DDPO epoch", button_style="primary")
+        self.controls["reset"] = W.Button(description="reset")
+        self.controls["epoch"].on_click(lambda _: self.update(action="epoch"))
+        self.controls["reset"].on_click(lambda _: self.update(action="reset"))
+        c = self.controls
+        self.widget = W.VBox([W.HBox([c["prompt"], c["reward"]]), W.HBox([c["w"], c["epoch"], c["reset"]]),
+                              self.label, self.output])
+        self._fig = self._image = self._line = None
+        self.update(action="reset")
+
+    def _new_run(self) -> None:
+        from course_kit.diffusion.ddpo import DDPOTrainer
+        from course_kit.diffusion.gender_rewards import make_gender_reward
+        from course_kit.diffusion.portrait_diffusion import load_model
+        from course_kit.experiments.ddpo import CONFIGS
+
+        self.model = load_model()
+        config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
+        self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
+        self.shares: List[float] = []
+        self._cache: Dict[tuple, Dict[str, Any]] = {}  # (epoch, w) -> evaluation: a w seen before answers at once
+
+    def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
+        """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
+        from course_kit.experiments.ddpo import evaluate
+
+        unknown = set(values) - set(self.values)
+        if unknown or action not in (None, "epoch", "reset"):
+            raise ValueError(f"unknown control(s) {sorted(unknown)} or action {action!r}; controls: "
+                             f"{sorted(self.values)}, actions: 'epoch', 'reset'")
+        new_run = action == "reset" or any(k in values and values[k] != self.values[k] for k in ("prompt", "reward"))
+        self.values.update(values)
+        if new_run:
+            self._new_run()
+        elif "w" in values:
+            self.trainer.config = replace(self.trainer.config, w=float(self.values["w"]))
+            self.shares = self.shares[:-1]  # the last share is re-measured at the new w
+        if action == "epoch":
+            self.trainer.train_epoch([self.values["prompt"]])
+        key = (self.trainer.epoch, float(self.values["w"]))
+        if key not in self._cache:
+            self._cache[key] = evaluate(self.model, self.classifier, self.values["prompt"], key[1], n=self.eval_n,
+                                        seed=self.seed)
+        ev = self._cache[key]
+        self.shares.append(ev["share"])
+        self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
+                      "none_rate": ev["none_rate"], **self.values}
+        self.label.value = (f"epoch {self.trainer.epoch} | female share {ev['share']:.2f} | None rate "
+                            f"{ev['none_rate']:.2f} | shares so far: " + ", ".join(f"{v:.2f}" for v in self.shares))
+        self._draw(ev["images"])
+        return self.state
+
+    def _draw(self, images: torch.Tensor) -> None:
+        """Reuse one figure: new pixels for the grid, new points for the share curve."""
+        if self._fig is None:
+            self._fig, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
+            self._fig.set_dpi(72)  # a smaller PNG to render and send on every move
+            self._image = ax_img.imshow(_grid(images, 8), interpolation="nearest")
+            ax_img.axis("off")
+            (self._line,) = ax_share.plot([], [], "o-", color=ACCENT)
+            ax_share.set_ylim(-0.02, 1.02)
+            ax_share.set_xlabel("epoch")
+            ax_share.set_ylabel("female share")
+        self._image.set_data(_grid(images, 8))
+        self._line.set_data(range(len(self.shares)), self.shares)
+        self._line.axes.set_xlim(-0.5, max(len(self.shares), 2) - 0.5)
+        self.show(self._fig)
