@@ -46,7 +46,6 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-<<<<<<< HEAD
 MAX_SEED = 2**32 - 1  # every lab accepts seeds 0 <= seed <= MAX_SEED (NumPy's range)
 
 
@@ -55,14 +54,14 @@ def check_seed(seed) -> int:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
     return int(seed)
-=======
+
+
 def resolve_device(device: Optional[torch.device | str] = None) -> torch.device:
     """``get_device()`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
     if device is None:
         return get_device()
     device = torch.device(device)
     return get_device("cpu" if device.type == "cpu" else str(device))
->>>>>>> lab06
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
