@@ -33,6 +33,7 @@ LABS: Dict[str, str] = {
     "dpo": "course_kit.experiments.dpo:headline",  # Lab 04: DPO and its saturating gradient
     "maxmin": "course_kit.experiments.maxmin:headline",  # Lab 05: MaxMin-RLHF
     "ddpo": "course_kit.experiments.ddpo:headline",  # Lab 06: DDPO gender debiasing
+    "rlaif": "course_kit.experiments.rlaif:headline",  # Lab 08: RLAIF, a constitution writes the labels
 }
 
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
@@ -42,6 +43,7 @@ DATA: Dict[str, str] = {
     "scene_reward_model": "course_kit.preference.reward_trl:build_checkpoint",  # Lab 02 -> Lab 03: TRL reward model of the scene world
     "portrait_diffusion": "course_kit.diffusion.portrait_diffusion:build",  # Lab 06: toy latent diffusion model of portraits
     "portrait_classifier": "course_kit.diffusion.portrait_classifier:build",  # Lab 06: presentation classifier (reward model)
+    "rlaif_teacher": "course_kit.preference.rlaif:build_checkpoint",  # Lab 08: the teacher that judges pairs under a principle
 }
 
 # one line per lab for `course-kit list`
@@ -52,6 +54,7 @@ DESCRIPTIONS: Dict[str, str] = {
     "dpo": "Lab 04: DPO reaches pi* and lowers hallucination (CHAIR) and sycophancy",
     "maxmin": "Lab 05: MaxMin-RLHF: EM clusters of users, then max-min policy optimisation",
     "ddpo": "Lab 06: DDPO fine-tuning of a diffusion model to balance perceived gender",
+    "rlaif": "Lab 08: RLAIF: a teacher model and a constitution label the pairs; DPO on AI vs human labels",
 }
 
 
