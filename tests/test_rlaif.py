@@ -162,6 +162,21 @@ def test_a_teacher_that_always_says_A_is_all_position_bias():
         rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["consistent"].tolist())
 
 
+def test_summing_principles_adds_their_log_odds(teacher):
+    model, tok, cfg = teacher
+    pairs = rlaif.unlabeled_pairs(6, seed=1)
+    constitution = rlaif.CONSTITUTIONS["grounded"]
+    both = rlaif.label_pairs(model, tok, pairs, constitution, seed=1, cfg=cfg, combine="sum")
+    assert both["principle"] == ["all"] * 6 and both["teacher_queries"] == 2 * 2 * 6
+    one = [rlaif.label_pairs(model, tok, pairs, [c], seed=1, cfg=cfg) for c in constitution]
+    logit = lambda p: torch.log(p) - torch.log1p(-p)
+    assert torch.allclose(logit(both["p_ab"]), logit(one[0]["p_ab"]) + logit(one[1]["p_ab"]), atol=1e-3)
+    single = rlaif.label_pairs(model, tok, pairs, constitution[:1], seed=1, cfg=cfg, combine="sum")
+    assert torch.allclose(single["p_ab"], one[0]["p_ab"])
+    with pytest.raises(ValueError, match="combine"):
+        rlaif.label_pairs(model, tok, pairs, constitution, combine="vote")
+
+
 def test_label_pairs_rejects_an_empty_constitution(teacher):
     model, tok, _ = teacher
     with pytest.raises(ValueError, match="constitution"):

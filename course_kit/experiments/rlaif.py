@@ -83,12 +83,13 @@ def run_dpo(ref, tokenizer, pairs: List[Dict[str, str]], scenes, cfg: dpo_lm.DPO
     return {"policy": policy, "history": history, "metrics": evaluate_student(policy, tokenizer, scenes, seed)}
 
 
-def teacher_by_principle(teacher, tokenizer, pairs, seed: int = 0) -> Dict[str, Dict[str, float]]:
+def teacher_by_principle(teacher, tokenizer, pairs, seed: int = 0,
+                         cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict[str, float]]:
     """Each principle alone: agreement with the gold (human) labels, with the principle's own verdict on the true scene, position bias."""
     out = {}
     human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
     for name, text in rlaif.PRINCIPLES.items():
-        labels = rlaif.label_pairs(teacher, tokenizer, pairs, [text], seed)
+        labels = rlaif.label_pairs(teacher, tokenizer, pairs, [text], seed, cfg)
         out[name] = {"agreement": float((labels["first_ab"] == human).float().mean()),
                      "agreement_with_principle": rlaif.principle_agreement(pairs, labels, name),
                      "position_bias": float(labels["first_ab"].float().mean()),
@@ -96,20 +97,40 @@ def teacher_by_principle(teacher, tokenizer, pairs, seed: int = 0) -> Dict[str, 
     return out
 
 
-def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0) -> Dict[str, Dict]:
+def breakdown(pairs, labels) -> List[Dict[str, object]]:
+    """Per (principle drawn, kind of pair): count, agreement with human labels, share kept by the swap filter,
+    and agreement among the kept labels (NaN when none is kept)."""
+    names = {text: name for name, text in rlaif.PRINCIPLES.items()}
+    human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
+    right = labels["first_ab"] == human  # (N,)
+    rows = []
+    for text in dict.fromkeys(labels["principle"]):
+        for kind in ("hallucination", "coverage", "sycophancy"):
+            m = torch.tensor([c == text and p["kind"] == kind for c, p in zip(labels["principle"], pairs)])  # (N,)
+            if not m.any():
+                continue
+            kept = labels["consistent"][m]
+            rows.append({"principle": names.get(text, text), "kind": kind, "n": int(m.sum()),
+                         "agreement": float(right[m].float().mean()), "kept": float(kept.float().mean()),
+                         "agreement_kept": float(right[m][kept].float().mean()) if kept.any() else float("nan")})
+    return rows
+
+
+def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
+               cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict]:
     """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "labels"?}}``."""
     n = len(pairs)
     human = [bool(p["human_first"]) for p in pairs]
     out = {"human": {"pairs": rlaif.dpo_pairs(pairs, human), "human_labels": n, "teacher_queries": 0},
            "human_tenth": {"pairs": rlaif.dpo_pairs(pairs[:tenth], human[:tenth]), "human_labels": tenth, "teacher_queries": 0}}
     for name in ("grounded", "mixed", "helpful"):
-        labels = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed)
+        labels = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg)
         out[name] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist()), "human_labels": 0,
                      "teacher_queries": n, "labels": labels}
         if name == "grounded":
             out["grounded_swap"] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["consistent"].tolist()),
                                     "human_labels": 0, "teacher_queries": 2 * n, "labels": labels}
-            both = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, combine="sum")
+            both = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg, combine="sum")
             out["grounded_sum"] = {"pairs": rlaif.dpo_pairs(pairs, both["first_ab"].tolist()), "human_labels": 0,
                                    "teacher_queries": len(rlaif.CONSTITUTIONS[name]) * n, "labels": both}
     return out
@@ -127,12 +148,12 @@ def headline(quick: bool = False, seed: int = 0) -> Dict[str, object]:
 
 
 def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
-    teacher, ttok, _ = rlaif.load_teacher()
+    teacher, ttok, tcfg = rlaif.load_teacher()
     ref, tok = lm.load_scene_lm()
     pairs = rlaif.unlabeled_pairs(cfg.n_pairs, seed)
     scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
-    per_principle = teacher_by_principle(teacher, ttok, pairs, seed)
-    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed)
+    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg)
+    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg)
     report = rlaif.label_report(pairs, sets["grounded"]["labels"])
     out: Dict[str, object] = {
         "teacher": {

@@ -382,8 +382,9 @@ def label_pairs(teacher, tokenizer, pairs: Sequence[Dict[str, object]], constitu
     (second, first); 4. the labels and the swap-consistency mask.
 
     Returns ``{"principle": [...], "seen": [...], "p_ab": (N,), "p_ba": (N,), "first_ab": (N,) bool,
-    "first_ba": (N,) bool, "consistent": (N,) bool}``: ``p_ab`` is P((A)) in the order (first, second),
-    ``first_ab`` whether that verdict picks ``first``; ``first_ba`` whether the swapped verdict picks ``first``.
+    "first_ba": (N,) bool, "consistent": (N,) bool, "teacher_queries": int}``: ``p_ab`` is P((A)) in the
+    order (first, second), ``first_ab`` whether that verdict picks ``first``; ``first_ba`` whether the
+    swapped verdict picks ``first``; ``principle`` is the principle drawn per pair ("all" when summed).
     """
     if len(pairs) == 0:
         raise ValueError("pairs is empty; pass unlabeled_pairs(n)")
