@@ -31,7 +31,8 @@ API: principles ``PRINCIPLES``, ``CONSTITUTIONS``, ``principle_preference`` (wha
 prefers on a given scene: the teacher's training signal on what it sees, the gold on the true
 scene); teacher ``TeacherConfig``, ``build_teacher_tokenizer``, ``make_teacher``, ``teacher_corpus``,
 ``train_teacher``, ``build_checkpoint``, ``load_teacher``, ``verdict_logprobs``, ``judge_preference``;
-pipeline ``unlabeled_pairs``, ``label_pairs``, ``swap_consistent``, ``dpo_pairs``, ``label_report``.
+pipeline ``unlabeled_pairs``, ``label_pairs`` (= ``principle_log_odds`` then ``combine_labels``),
+``swap_consistent``, ``dpo_pairs``, ``label_report``.
 """
 
 from __future__ import annotations
@@ -371,50 +372,80 @@ def swap_consistent(labels_ab: torch.Tensor, labels_ba: torch.Tensor) -> torch.T
     return labels_ab.bool() ^ labels_ba.bool()  # (N,)
 
 
+def principle_log_odds(teacher, tokenizer, pairs: Sequence[Dict[str, object]], principles: Sequence[str], seed: int = 0,
+                       cfg: Optional[TeacherConfig] = None) -> Dict[str, object]:
+    """The teacher's log-odds log p(A) - log p(B) for every principle, pair and order.
+
+    Steps: 1. the teacher looks at each scene (``perceive``, seeded: the same look whatever the
+    principles); 2. it judges (first, second) and (second, first) under each principle. Returns
+    ``{"seen": [...], "ab": {principle: (N,)}, "ba": {principle: (N,)}}``.
+    """
+    if len(pairs) == 0:
+        raise ValueError("pairs is empty; pass unlabeled_pairs(n)")
+    cfg = cfg or TeacherConfig()
+    eyes = random.Random(70_000 + seed)
+    seen = [perceive(p["scene"], eyes, cfg) for p in pairs]  # 1. the teacher's look at each scene
+    prompts = [seen_prompt(p["prompt"], s) for p, s in zip(pairs, seen)]
+    out: Dict[str, object] = {"seen": seen, "ab": {}, "ba": {}}
+    for principle in dict.fromkeys(principles):
+        for order, (a, b) in (("ab", ("first", "second")), ("ba", ("second", "first"))):
+            texts = [teacher_text(principle, q, p[a], p[b]) for q, p in zip(prompts, pairs)]
+            logp_a, logp_b = verdict_logprobs(teacher, tokenizer, texts)  # 2. (N,), (N,)
+            out[order][principle] = logp_a - logp_b  # (N,)
+    return out
+
+
+def combine_labels(log_odds: Dict[str, object], constitution: Sequence[str], seed: int = 0,
+                   combine: Literal["sample", "sum"] = "sample") -> Dict[str, object]:
+    """Labels of a constitution from per-principle log-odds (``principle_log_odds``); see ``label_pairs``."""
+    if isinstance(constitution, str) or len(constitution) == 0:
+        raise ValueError("constitution must be a non-empty list of principle texts")
+    if combine not in ("sample", "sum"):
+        raise ValueError(f"combine must be 'sample' or 'sum', got {combine!r}")
+    missing = [c for c in constitution if c not in log_odds["ab"]]
+    if missing:
+        raise ValueError(f"no teacher verdicts for the principles {missing}; pass them to principle_log_odds")
+    n = len(log_odds["seen"])
+    if combine == "sample":
+        draw = random.Random(80_000 + seed)
+        principles = [[draw.choice(list(constitution))] for _ in range(n)]  # one principle per pair
+    else:
+        principles = [list(constitution)] * n  # every principle for every pair
+    total = {}
+    for order in ("ab", "ba"):
+        stacked = torch.stack([log_odds[order][c] for c in constitution])  # (C, N)
+        pick = torch.tensor([[c in chosen for chosen in principles] for c in constitution], dtype=stacked.dtype)  # (C, N)
+        total[order] = (stacked * pick).sum(0)  # (N,)
+    p_ab = judge_preference(total["ab"], torch.zeros(n))  # (N,) P((A)) = P(first)
+    p_ba = judge_preference(total["ba"], torch.zeros(n))  # (N,) P((A)) = P(second)
+    first_ab, first_ba = p_ab > 0.5, p_ba <= 0.5  # which response each verdict picks
+    return {"principle": [c[0] if len(c) == 1 else "all" for c in principles], "seen": log_odds["seen"],
+            "p_ab": p_ab, "p_ba": p_ba, "first_ab": first_ab, "first_ba": first_ba,
+            "teacher_queries": 2 * len(principles[0]) * n,
+            "consistent": swap_consistent((p_ab > 0.5).long(), (p_ba > 0.5).long())}
+
+
 def label_pairs(teacher, tokenizer, pairs: Sequence[Dict[str, object]], constitution: Sequence[str], seed: int = 0,
                 cfg: Optional[TeacherConfig] = None, combine: Literal["sample", "sum"] = "sample") -> Dict[str, object]:
     """Label ``pairs`` with the teacher under ``constitution``, in both orders.
 
     ``combine="sample"`` draws one principle per pair (as Constitutional AI does); ``"sum"`` asks every
     principle and adds their log-odds log p(A) - log p(B) (one teacher query per principle and order).
-    Steps: 1. the teacher looks at each scene (``perceive``, seeded: the same look for every
-    constitution); 2. the principle(s) of each pair; 3. the teacher judges (first, second) and
-    (second, first); 4. the labels and the swap-consistency mask.
+    Steps: 1. the teacher looks at each scene (seeded: the same look for every constitution); 2. the
+    principle(s) of each pair; 3. the teacher judges (first, second) and (second, first); 4. the labels
+    and the swap-consistency mask.
 
     Returns ``{"principle": [...], "seen": [...], "p_ab": (N,), "p_ba": (N,), "first_ab": (N,) bool,
     "first_ba": (N,) bool, "consistent": (N,) bool, "teacher_queries": int}``: ``p_ab`` is P((A)) in the
     order (first, second), ``first_ab`` whether that verdict picks ``first``; ``first_ba`` whether the
     swapped verdict picks ``first``; ``principle`` is the principle drawn per pair ("all" when summed).
     """
-    if len(pairs) == 0:
-        raise ValueError("pairs is empty; pass unlabeled_pairs(n)")
     if isinstance(constitution, str) or len(constitution) == 0:
         raise ValueError("constitution must be a non-empty list of principle texts")
     if combine not in ("sample", "sum"):
         raise ValueError(f"combine must be 'sample' or 'sum', got {combine!r}")
-    cfg = cfg or TeacherConfig()
-    eyes, draw = random.Random(70_000 + seed), random.Random(80_000 + seed)
-    seen = [perceive(p["scene"], eyes, cfg) for p in pairs]  # 1. the teacher's look at each scene
-    if combine == "sample":
-        principles = [[draw.choice(list(constitution))] for _ in pairs]  # 2. one principle per pair
-    else:
-        principles = [list(constitution) for _ in pairs]  # 2. every principle for every pair
-    prompts = [seen_prompt(p["prompt"], s) for p, s in zip(pairs, seen)]
-    n_asked = len(principles[0])
-    log_odds = {}
-    for order, (a, b) in (("ab", ("first", "second")), ("ba", ("second", "first"))):
-        total = torch.zeros(len(pairs))  # (N,)
-        for k in range(n_asked):
-            texts = [teacher_text(c[k], q, p[a], p[b]) for c, q, p in zip(principles, prompts, pairs)]
-            logp_a, logp_b = verdict_logprobs(teacher, tokenizer, texts)  # 3. (N,), (N,)
-            total += logp_a - logp_b
-        log_odds[order] = total
-    p_ab = judge_preference(log_odds["ab"], torch.zeros(len(pairs)))  # (N,) P((A)) = P(first)
-    p_ba = judge_preference(log_odds["ba"], torch.zeros(len(pairs)))  # (N,) P((A)) = P(second)
-    first_ab, first_ba = p_ab > 0.5, p_ba <= 0.5  # 4. which response each verdict picks
-    return {"principle": [c[0] if len(c) == 1 else "all" for c in principles], "seen": seen, "p_ab": p_ab, "p_ba": p_ba,
-            "first_ab": first_ab, "first_ba": first_ba, "teacher_queries": 2 * n_asked * len(pairs),
-            "consistent": swap_consistent((p_ab > 0.5).long(), (p_ba > 0.5).long())}
+    log_odds = principle_log_odds(teacher, tokenizer, pairs, constitution, seed, cfg)
+    return combine_labels(log_odds, constitution, seed, combine)
 
 
 def dpo_pairs(pairs: Sequence[Dict[str, object]], first_preferred: Sequence[bool],
