@@ -26,7 +26,8 @@ import torch
 
 from course_kit.preference import dpo_lm
 from course_kit.preference import rlaif
-from course_kit.preference.rlaif_eval import answer_rates, classify_answer  # merge: from course_kit.worlds.scene_world import ...
+# the one line to switch at merge: from course_kit.worlds.scene_world import answer_rates, classify_answer
+from course_kit.preference.rlaif_eval import answer_rates, classify_answer  # noqa: F401 (classify_answer: for the notebook)
 from course_kit.runtime import seed_everything, single_thread
 from course_kit.worlds import scene_lm as lm
 from course_kit.worlds import scene_world as sw
