@@ -38,6 +38,7 @@ LABS: Dict[str, str] = {
     "maxmin": "course_kit.experiments.maxmin:headline",  # Lab 05: MaxMin-RLHF
     "ddpo": "course_kit.experiments.ddpo:headline",  # Lab 06: DDPO gender debiasing
     "latent": "course_kit.experiments.latent:headline",  # Lab 07: representation gaps and proxy discrimination
+    "rlaif": "course_kit.experiments.rlaif:headline",  # Lab 08: RLAIF, a constitution writes the labels
 }
 
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
@@ -48,6 +49,7 @@ DATA: Dict[str, str] = {
     "portrait_diffusion": "course_kit.diffusion.portrait_diffusion:build",  # Lab 06: toy latent diffusion model of portraits
     "portrait_classifier": "course_kit.diffusion.portrait_classifier:build",  # Lab 06: presentation classifier (reward model)
     "latent_clip": "course_kit.fairness.clip_encoder:build_checkpoint",  # Lab 07: tiny CLIPs, skewed and balanced, 3 seeds
+    "rlaif_teacher": "course_kit.preference.rlaif:build_checkpoint",  # Lab 08: the teacher that judges pairs under a principle
 }
 
 # one line per lab for `course-kit list`
@@ -59,6 +61,7 @@ DESCRIPTIONS: Dict[str, str] = {
     "maxmin": "Lab 05: MaxMin-RLHF: EM clusters of users, then max-min policy optimisation",
     "ddpo": "Lab 06: DDPO fine-tuning of a diffusion model to balance perceived gender",
     "latent": "Lab 07: a tiny CLIP's minority gap, proxy routing by brand, LEACE erasure",
+    "rlaif": "Lab 08: RLAIF: a teacher model and a constitution label the pairs; DPO on AI vs human labels",
 }
 
 

@@ -6,6 +6,8 @@
 - ``dpo_lm``: DPO on the tiny scene LM against hallucination and sycophancy (Lab 04, part 3).
 - ``maxmin_em``: One Bradley-Terry reward per cluster of users, learned by hard EM (MaxMin-RLHF, Algorithm 2).
 - ``reward_trl``: Sequence-level reward modelling with TRL's ``RewardTrainer`` on the scene world (Lab 02, used by Lab 03).
+- ``rlaif``: RLAIF: a teacher model reads a constitution and writes the preference labels (Lab 08).
+- ``rlaif_eval``: How a false-premise answer is classified, and the rates of a batch of answers (Lab 08).
 
 Names are re-exported lazily: ``from course_kit.preference import X`` imports only the module that
 defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
@@ -67,10 +69,8 @@ _EXPORTS = {  # public name -> the module that defines it
     "pair_log_likelihood": "maxmin_em",
     "responsibilities": "maxmin_em",
     "user_log_likelihood": "maxmin_em",
-    "DEFAULT_PATH": "reward_trl",
     "SceneRewardConfig": "reward_trl",
     "accuracy_by_kind": "reward_trl",
-    "build_checkpoint": "reward_trl",
     "dataset_pair_accuracy": "reward_trl",
     "load_scene_reward_model": "reward_trl",
     "make_reward_model": "reward_trl",
@@ -79,6 +79,40 @@ _EXPORTS = {  # public name -> the module that defines it
     "tokenize_pairs": "reward_trl",
     "train_scene_reward_model": "reward_trl",
     "train_with_trl": "reward_trl",
+    "CONSTITUTIONS": "rlaif",
+    "INTENTS": "rlaif",
+    "PRINCIPLES": "rlaif",
+    "PRINCIPLE_WORDS": "rlaif",
+    "SPECIAL_TOKENS": "rlaif",
+    "TEACHER_WORDS": "rlaif",
+    "TRAINING_PRINCIPLES": "rlaif",
+    "TeacherConfig": "rlaif",
+    "VERDICTS": "rlaif",
+    "build_teacher_tokenizer": "rlaif",
+    "combine_labels": "rlaif",
+    "dpo_pairs": "rlaif",
+    "encode_texts": "rlaif",
+    "intent_of": "rlaif",
+    "is_caption_prompt": "rlaif",
+    "judge_preference": "rlaif",
+    "label_pairs": "rlaif",
+    "label_report": "rlaif",
+    "load_teacher": "rlaif",
+    "make_teacher": "rlaif",
+    "perceive": "rlaif",
+    "principle_agreement": "rlaif",
+    "principle_log_odds": "rlaif",
+    "principle_preference": "rlaif",
+    "seen_prompt": "rlaif",
+    "swap_consistent": "rlaif",
+    "teacher_corpus": "rlaif",
+    "teacher_text": "rlaif",
+    "train_teacher": "rlaif",
+    "unlabeled_pairs": "rlaif",
+    "verdict_logits": "rlaif",
+    "verdict_logprobs": "rlaif",
+    "answer_rates": "rlaif_eval",
+    "classify_answer": "rlaif_eval",
 }
 __all__ = sorted(_EXPORTS)
 

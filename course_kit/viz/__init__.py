@@ -8,6 +8,7 @@
 - ``maxmin``: Lab 05's figures and its explorer (MaxMin-RLHF): who likes what, EM vs labels per user, Algorithm 1.
 - ``ppo``: Lab 03's figures and its beta explorer (PPO with a KL penalty, reward hacking).
 - ``reward``: Lab 02's figures and its explorer (reward models from preference pairs).
+- ``rlaif``: Lab 08's figures: how the teacher labels, and what DPO on its labels does to the student (RLAIF).
 - ``style``: The course's small plotting style, used by every lab's figures.
 
 Names are re-exported lazily: ``from course_kit.viz import X`` imports only the module that
@@ -68,6 +69,10 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_pairs_sweep": "reward",
     "plot_proxy_vs_gold": "reward",
     "plot_world": "reward",
+    "ConstitutionExplorer": "rlaif",
+    "plot_runs": "rlaif",
+    "plot_swap": "rlaif",
+    "plot_teacher": "rlaif",
     "ACCENT": "style",
     "MAJORITY": "style",
     "MINORITY": "style",

@@ -1,0 +1,179 @@
+"""Lab 08's headline: a constitution and a teacher model write the labels; DPO follows them.
+
+``course-kit run rlaif --json`` prints the figures the notebook ``labs/08_rlaif.ipynb`` shows:
+
+- ``teacher.agreement.{grounded, honest, helpful}``: per principle alone, the share of the pairs where
+  the teacher's label (one order) agrees with the gold (human) label; ``teacher.agreement_with_principle``:
+  over the pairs the principle decides on the true scene, agreement with what it prefers there;
+  ``teacher.position_bias``: share of the grounded constitution's labels that pick the response
+  shown first (0.5 = none; the order is random); ``teacher.swap``: the same labels asked in both
+  orders: share kept, position bias and agreement with the human labels before / after the filter;
+  ``teacher.error_by_kind``: its error rate per pair kind;
+- ``before``: the SFT student's ``{chair, sycophancy, malformed}`` (and coverage, correction);
+- ``after.<run>``: the same after DPO on each label set: ``human`` (gold labels, all pairs),
+  ``human_tenth`` (a tenth of them), and one run per constitution (``grounded``, ``grounded_swap``
+  with the swap-consistency filter, ``grounded_sum`` asking both principles of every pair and adding
+  their log-odds, ``mixed``, ``helpful``);
+- ``labels.<run>``: pairs used, human labels bought and teacher queries made (the label cost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from course_kit.preference import dpo_lm
+from course_kit.preference import rlaif
+# the one line to switch at merge: from course_kit.worlds.scene_world import answer_rates, classify_answer
+from course_kit.preference.rlaif_eval import answer_rates, classify_answer  # noqa: F401 (classify_answer: for the notebook)
+from course_kit.runtime import seed_everything, single_thread
+from course_kit.worlds import scene_lm as lm
+from course_kit.worlds import scene_world as sw
+
+METRICS = ("chair", "sycophancy", "malformed")
+
+
+@dataclass
+class LabConfig:
+    """Budget of Lab 08 (the notebook and the headline use the same)."""
+
+    n_pairs: int = 512  # unlabelled pairs the teacher labels (Lab 04's pair mix)
+    n_scenes: int = 400  # evaluation scenes (one caption and one false-premise question each)
+    tenth: int = 51  # human labels of the cheap baseline (a tenth of n_pairs)
+    dpo: dpo_lm.DPOTrainConfig = field(default_factory=dpo_lm.DPOTrainConfig)  # Lab 04's DPO: beta 0.3, lr 1e-4
+
+    def __post_init__(self):
+        for name in ("n_pairs", "n_scenes", "tenth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LabConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.tenth > self.n_pairs:
+            raise ValueError(f"LabConfig.tenth ({self.tenth}) must be <= n_pairs ({self.n_pairs})")
+
+
+QUICK = LabConfig(n_pairs=160, n_scenes=100, tenth=16)
+
+
+@torch.no_grad()
+def evaluate_student(model, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0) -> Dict[str, float]:
+    """One sampled caption and one sampled false-premise answer per scene.
+
+    ``chair``: corpus-level CHAIR_i of the captions; ``coverage``: mean share of the scene's objects a
+    caption mentions; ``sycophancy`` / ``correction`` / ``malformed``: shares of the answers
+    (``answer_rates``); ``answer_chair``: CHAIR_i over the objects the answers mention.
+    """
+    captions, questions = lm.evaluation_prompts(scenes, seed)
+    texts = lm.generate(model, tokenizer, captions + questions, seed=seed)
+    n = len(scenes)
+    caps, answers = texts[:n], texts[n:]
+    counts = [sw.hallucination_counts(s, t) for s, t in zip(scenes, caps)]
+    rates = answer_rates(list(zip(scenes, questions, answers)))
+    return {"chair": sum(c[0] for c in counts) / max(sum(c[1] for c in counts), 1),
+            "coverage": sum(sw.coverage(s, t) for s, t in zip(scenes, caps)) / n,
+            "sycophancy": rates["sycophancy"], "correction": rates["correction"], "malformed": rates["malformed"],
+            "answer_chair": rates["chair"]}
+
+
+def run_dpo(ref, tokenizer, pairs: List[Dict[str, str]], scenes, cfg: dpo_lm.DPOTrainConfig, seed: int = 0) -> Dict:
+    """Lab 04's DPO from the SFT model ``ref`` on ``pairs``; returns ``{"policy", "history", "metrics"}``."""
+    seed_everything(seed)
+    policy = dpo_lm.clone(ref)
+    history = dpo_lm.train_dpo(policy, ref, tokenizer, pairs, cfg)
+    return {"policy": policy, "history": history, "metrics": evaluate_student(policy, tokenizer, scenes, seed)}
+
+
+def teacher_by_principle(teacher, tokenizer, pairs, seed: int = 0,
+                         cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict[str, float]]:
+    """Each principle alone: agreement with the gold (human) labels, with the principle's own verdict on the true scene, position bias."""
+    out = {}
+    human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
+    for name, text in rlaif.PRINCIPLES.items():
+        labels = rlaif.label_pairs(teacher, tokenizer, pairs, [text], seed, cfg)
+        out[name] = {"agreement": float((labels["first_ab"] == human).float().mean()),
+                     "agreement_with_principle": rlaif.principle_agreement(pairs, labels, name),
+                     "position_bias": float(labels["first_ab"].float().mean()),
+                     "kept": float(labels["consistent"].float().mean())}
+    return out
+
+
+def breakdown(pairs, labels) -> List[Dict[str, object]]:
+    """Per (principle drawn, kind of pair): count, agreement with human labels, share kept by the swap filter,
+    and agreement among the kept labels (NaN when none is kept)."""
+    names = {text: name for name, text in rlaif.PRINCIPLES.items()}
+    human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
+    right = labels["first_ab"] == human  # (N,)
+    rows = []
+    for text in dict.fromkeys(labels["principle"]):
+        for kind in ("hallucination", "coverage", "sycophancy"):
+            m = torch.tensor([c == text and p["kind"] == kind for c, p in zip(labels["principle"], pairs)])  # (N,)
+            if not m.any():
+                continue
+            kept = labels["consistent"][m]
+            rows.append({"principle": names.get(text, text), "kind": kind, "n": int(m.sum()),
+                         "agreement": float(right[m].float().mean()), "kept": float(kept.float().mean()),
+                         "agreement_kept": float(right[m][kept].float().mean()) if kept.any() else float("nan")})
+    return rows
+
+
+def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
+               cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict]:
+    """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "labels"?}}``."""
+    n = len(pairs)
+    human = [bool(p["human_first"]) for p in pairs]
+    out = {"human": {"pairs": rlaif.dpo_pairs(pairs, human), "human_labels": n, "teacher_queries": 0},
+           "human_tenth": {"pairs": rlaif.dpo_pairs(pairs[:tenth], human[:tenth]), "human_labels": tenth, "teacher_queries": 0}}
+    for name in ("grounded", "mixed", "helpful"):
+        labels = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg)
+        out[name] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist()), "human_labels": 0,
+                     "teacher_queries": n, "labels": labels}
+        if name == "grounded":
+            out["grounded_swap"] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["consistent"].tolist()),
+                                    "human_labels": 0, "teacher_queries": 2 * n, "labels": labels}
+            both = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg, combine="sum")
+            out["grounded_sum"] = {"pairs": rlaif.dpo_pairs(pairs, both["first_ab"].tolist()), "human_labels": 0,
+                                   "teacher_queries": len(rlaif.CONSTITUTIONS[name]) * n, "labels": both}
+    return out
+
+
+def rounded(d: Dict[str, float], keys: Optional[Sequence[str]] = None, digits: int = 4) -> Dict[str, float]:
+    """``d`` restricted to ``keys`` (all by default) with values rounded."""
+    return {k: round(float(d[k]), digits) for k in (keys or d)}
+
+
+def headline(quick: bool = False, seed: int = 0) -> Dict[str, object]:
+    """Lab 08's figures (module docstring); one torch thread, as the notebook under nbval."""
+    with single_thread():
+        return _headline(QUICK if quick else LabConfig(), seed)
+
+
+def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
+    teacher, ttok, tcfg = rlaif.load_teacher()
+    ref, tok = lm.load_scene_lm()
+    pairs = rlaif.unlabeled_pairs(cfg.n_pairs, seed)
+    scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
+    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg)
+    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg)
+    report = rlaif.label_report(pairs, sets["grounded"]["labels"])
+    out: Dict[str, object] = {
+        "teacher": {
+            "agreement": {k: round(v["agreement"], 4) for k, v in per_principle.items()},
+            "agreement_with_principle": {k: round(v["agreement_with_principle"], 4) for k, v in per_principle.items()},
+            "position_bias": round(report["position_bias"], 4),
+            "position_bias_by_principle": {k: round(v["position_bias"], 4) for k, v in per_principle.items()},
+            "swap": {"kept": round(report["kept"], 4), "position_bias_before": round(report["position_bias"], 4),
+                     "position_bias_after": round(report["position_bias_kept"], 4),
+                     "agreement_before": round(report["agreement"], 4), "agreement_after": round(report["agreement_kept"], 4)},
+            "error_by_kind": rounded(report["error_by_kind"]),
+            "error_misperceived": round(report["error_misperceived"], 4),
+            "error_perceived_right": round(report["error_perceived_right"], 4),
+        },
+        "before": rounded(evaluate_student(ref, tok, scenes, seed), (*METRICS, "coverage", "correction")),
+        "after": {}, "labels": {},
+    }
+    for name, s in sets.items():
+        run = run_dpo(ref, tok, s["pairs"], scenes, cfg.dpo, seed)
+        out["after"][name] = rounded(run["metrics"], (*METRICS, "coverage", "correction"))
+        out["labels"][name] = {"pairs": len(s["pairs"]), "human_labels": s["human_labels"], "teacher_queries": s["teacher_queries"]}
+    return out

@@ -1,0 +1,21 @@
+"""Lab 08's headline runs end to end on the quick budget and reports the figures the issue asks for."""
+
+import json
+
+from course_kit import cli
+
+
+def test_rlaif_headline_quick(capsys):
+    assert cli.main(["run", "rlaif", "--quick", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    teacher = figures["teacher"]
+    assert set(teacher["agreement"]) == {"grounded", "honest", "helpful"}
+    assert 0.6 < teacher["agreement"]["grounded"] < 1.0  # neither chance nor perfect
+    assert teacher["agreement"]["helpful"] < 0.5  # the flawed principle prefers the failures
+    assert 0.0 <= teacher["position_bias"] <= 1.0 and "position_bias_after" in teacher["swap"]
+    runs = {"human", "human_tenth", "grounded", "grounded_swap", "grounded_sum", "mixed", "helpful"}
+    assert set(figures["after"]) == set(figures["labels"]) == runs
+    for metrics in [figures["before"], *figures["after"].values()]:
+        assert {"chair", "sycophancy", "malformed"} <= set(metrics)
+    assert figures["labels"]["human_tenth"]["human_labels"] < figures["labels"]["human"]["human_labels"]
+    assert figures["labels"]["grounded"]["human_labels"] == 0
