@@ -54,7 +54,7 @@ DATA: Dict[str, str] = {
 
 # one line per lab for `course-kit list`
 DESCRIPTIONS: Dict[str, str] = {
-    "cfg": "Lab 01: classifier-free guidance turns a 70/30 training mix into ~95/5 samples",
+    "cfg": "Lab 01: classifier-free guidance amplifies a 70/30 training mix (0.93 at w = 3, 0.998 at w = 7.5 in an exact toy world)",
     "reward": "Lab 02: Bradley-Terry reward model fitted from preference pairs",
     "ppo": "Lab 03: PPO with a KL penalty reaches pi*; without it the proxy reward is hacked",
     "dpo": "Lab 04: DPO reaches pi* and lowers hallucination (CHAIR) and sycophancy",

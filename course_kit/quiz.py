@@ -148,28 +148,3 @@ def reveal(prediction_id: str, measured: float, tol: float = 0.1) -> Optional[bo
     print(f"{prediction_id}: you predicted {guess:g}, measured {measured:.3g}: {verdict}")
     return close
 
-
-# --- Legacy API (being replaced by ask/predict/reveal; removed once no lab uses it) -----------------
-def check(name: str, answer, expected: float, tol: float = 1e-2, hint: str = "") -> bool:
-    """Legacy: compare a numeric ``answer`` with ``expected`` within ``tol``."""
-    value = _answer_of(answer)
-    if value is None:
-        print(f"{name}: no answer yet - replace the ... with your answer")
-        return False
-    ok = abs(float(value) - float(expected)) <= tol
-    print(f"{name}: correct" if ok else f"{name}: not yet{' - ' + hint if hint else ''}")
-    return ok
-
-
-def check_choice(name: str, answer, expected: str, choices: Sequence[str], hint: str = "") -> bool:
-    """Legacy: compare a multiple-choice ``answer`` with ``expected``."""
-    value = _answer_of(answer)
-    if value is None:
-        print(f"{name}: no answer yet - pick one of {list(choices)}")
-        return False
-    answer = str(value).strip().lower()
-    if answer not in [str(c).lower() for c in choices]:
-        raise ValueError(f"{name}: answer {answer!r} is not one of the choices {list(choices)}")
-    ok = answer == str(expected).lower()
-    print(f"{name}: correct" if ok else f"{name}: not yet{' - ' + hint if hint else ''}")
-    return ok
