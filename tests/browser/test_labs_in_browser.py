@@ -19,6 +19,14 @@ from course_kit.editions import LABS_DIR
 LABS = sorted(p.name for p in LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
 RUN_TIMEOUT_S = 900  # Lab 06 trains DDPO: minutes on two cores shared with nothing else
 MOVE_TIMEOUT_S = 60  # a button that retrains (Lab 06's one-epoch button) takes seconds
+LATENCY = []  # one move per control: written to runs/browser/latency.json (scripts/bench_widgets.py measures more)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_latency():
+    yield
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "latency.json").write_text(json.dumps(LATENCY, indent=1))
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -39,8 +47,10 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
             for control in controls_of(area):
                 before = fingerprint(area)
                 action = move(area, control)
-                wait_changed(area, before, MOVE_TIMEOUT_S)
+                seconds_to_change = wait_changed(area, before, MOVE_TIMEOUT_S)
                 moved.append(action)
+                LATENCY.append({"lab": lab[:2], "control": action, "seconds": round(seconds_to_change, 3)})
+                page.wait_for_timeout(300)  # let the figure settle before the next control
         assert broken_widgets(page) == 0 and not stderr_outputs(page), f"{lab}: a widget move broke something: {moved}"
     except Exception:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
