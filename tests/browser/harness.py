@@ -57,6 +57,9 @@ def jupyter_lab(root: Path, log_path: Path) -> Iterator[Dict[str, str]]:
            f"--LabApp.workspaces_dir={root / '.jupyter-workspaces'}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
+    settings = root / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))  # no news pop-up
     log = open(log_path, "w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     base = f"http://127.0.0.1:{port}"
@@ -91,8 +94,10 @@ def shutdown_kernels(server: Dict[str, str]) -> None:
 
 
 def open_notebook(page, server: Dict[str, str], name: str, timeout_s: float = 120) -> None:
-    """Open ``name`` and wait until its kernel is idle."""
-    page.goto(f"{server['base']}/lab/tree/{name}?token={server['token']}", timeout=timeout_s * 1000)
+    """Open ``name`` alone in a fresh workspace (no tabs restored from an earlier lab); wait until its kernel is idle."""
+    workspace = re.sub(r"[^A-Za-z0-9]", "-", name)
+    page.goto(f"{server['base']}/lab/workspaces/{workspace}/tree/{name}?token={server['token']}&reset",
+              timeout=timeout_s * 1000)
     page.locator(".jp-Notebook").first.wait_for(state="attached", timeout=timeout_s * 1000)
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached",
                                                                                       timeout=timeout_s * 1000)
