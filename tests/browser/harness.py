@@ -144,10 +144,14 @@ def widget_outputs(page) -> List:
 
 
 def fingerprint(area) -> str:
-    """What an explorer shows: its figures' image data and its labels' text."""
+    """What the kernel draws in an explorer: its figures' image data, its HTML labels and printed text.
+
+    The sliders' own readouts are left out: the browser updates them on the key press, before the
+    kernel has answered, so they would time the browser, not the widget.
+    """
     return area.evaluate(
         """el => [...el.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-64)).join('|')
-                 + '#' + [...el.querySelectorAll('.widget-html-content, .widget-readout, .widget-label')]
+                 + '#' + [...el.querySelectorAll('.widget-html-content, .jp-OutputArea-output pre')]
                          .map(e => e.textContent).join('|')""")
 
 
