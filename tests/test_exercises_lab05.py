@@ -84,13 +84,13 @@ def test_questions_compute_from_state(capsys):
     assert ask("lab05.q1", lambda: 10 / 11, group_of_user=group_of_user)
     assert not ask("lab05.q1", lambda: 0.5, group_of_user=group_of_user)
     history = [[0.0, 0.0], [0.3, 0.1], [0.2, 0.4]]
-    assert ask("lab05.q3", lambda: "a", history_utility=history)
-    assert ask("lab05.q3", lambda: "c", history_utility=[[0.0, 0.0], [9.0, -9.0]])
+    assert ask("lab05.q4", lambda: "a", history_utility=history)
+    assert ask("lab05.q4", lambda: "c", history_utility=[[0.0, 0.0], [9.0, -9.0]])
     sweep = {10.0: {"labels_per_user": [1, 5, 10], "ari": [0.0, 0.2, 0.7]}}
-    assert ask("lab05.q4", lambda: 10, sweep=sweep) and not ask("lab05.q4", lambda: 5, sweep=sweep)
+    assert ask("lab05.q2", lambda: 10, sweep=sweep) and not ask("lab05.q2", lambda: 5, sweep=sweep)
     assert ask("lab05.q5", lambda: "b", attenuation={"shrink": {"single reward (100x labels)": 0.79}})
     assert ask("lab05.q5", lambda: "a", attenuation={"shrink": {"single reward (100x labels)": 0.99}})
     single = {"utility": {"majority": 2.0, "minority": -1.0}}
     users = {"majority": 100, "minority": 10}
-    assert ask("lab05.q2", lambda: 190.0, single=single, users_per_group=users)
-    assert not ask("lab05.q2", lambda: 1.0, single=single, users_per_group=users)  # the two groups' utilities summed once
+    assert ask("lab05.q3", lambda: 190.0, single=single, users_per_group=users)
+    assert not ask("lab05.q3", lambda: 1.0, single=single, users_per_group=users)  # the two groups' utilities summed once

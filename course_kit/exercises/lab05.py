@@ -14,8 +14,13 @@ Algorithm". Exercises (``check(id, fn)``; references in ``course_kit.preference.
 - ``worst_group(utilities (C,)) -> int``: line 6 of Algorithm 1, the worst-off cluster (a tie goes
   to the lowest index).
 
-Questions (``quiz.ask("lab05.qK", fn, **state)``) and predictions (``quiz.predict``/``reveal``
-``lab05.p1``, ``lab05.p2``): expected values computed here from the lab's state.
+Questions (``quiz.ask("lab05.qK", fn, **state)``), in the notebook's order: q1 (purity of one cluster)
+and q2 (labels per user EM needs) before the EM sweep is shown, q3 (utilitarian total), q4 (an
+uncentred reward) and q5 (more labels vs the pooled fit's shrink) at the end; expected values computed
+here from the lab's state. Predictions (``quiz.predict``/``reveal``, no registration): ``lab05.p3``
+the minority's win rate under the single reward, ``lab05.p1`` the ARI at 5 labels per user,
+``lab05.p4`` the worst-off cluster's utility after Algorithm 1, ``lab05.p2`` the minority's win rate
+under MaxMin.
 """
 
 from __future__ import annotations
@@ -153,21 +158,21 @@ register_question(Question(
     id="lab05.q1", lab="05", expected=_purity_of_one_cluster, tol=0.005,
     hint="purity counts, in every cluster, the users of its most common true group",
 ))
+register_question(Question(
+    id="lab05.q2", lab="05", expected=_first_labels_above, tol=0.0,
+    hint="go through sweep[10.0]'s labels per user and mean ARI side by side, from the fewest labels up",
+))
 def _total_utility(single: Dict[str, Dict[str, float]], users_per_group: Dict[str, int]) -> float:
     return float(sum(users_per_group[g] * single["utility"][g] for g in users_per_group))
 
 
 register_question(Question(
-    id="lab05.q2", lab="05", expected=_total_utility, tol=1.0,
+    id="lab05.q3", lab="05", expected=_total_utility, tol=1.0,
     hint="every user counts once: weigh each group's utility by its number of users",
 ))
 register_question(Question(
-    id="lab05.q3", lab="05", expected=_shifted_worst, choices=("a", "b", "c"),
+    id="lab05.q4", lab="05", expected=_shifted_worst, choices=("a", "b", "c"),
     hint="compare the size of the utilities along the run with the shift",
-))
-register_question(Question(
-    id="lab05.q4", lab="05", expected=_first_labels_above, tol=0.0,
-    hint="read the 10:1 line of the sweep's printout",
 ))
 def _more_labels_fix_the_shrink(attenuation: Dict[str, Any]) -> str:
     shrink = attenuation["shrink"]
