@@ -100,20 +100,55 @@ def test_questions_compute_their_answers_from_state(capsys):
     assert quiz.ask("lab02.q1", doubled, fit=fit)
     assert not quiz.ask("lab02.q1", 0.0, fit=fit)  # a shift changes nothing; a rescaling does
     stats = {"gold_pair_accuracy": 0.8}
-    assert quiz.ask("lab02.q2", 0.8 * 0.8 + 0.2 * 0.2, stats=stats)
-    assert not quiz.ask("lab02.q2", 0.8, stats=stats)
-    assert quiz.ask("lab02.q3", "b", fit=fit, world=world)
+    assert quiz.ask("lab02.q3", 0.8 * 0.8 + 0.2 * 0.2, stats=stats)
+    assert not quiz.ask("lab02.q3", 0.8, stats=stats)
+    assert quiz.ask("lab02.q5", "b", fit=fit, world=world)
     fit_gold = _Fit(world.gold_reward, fit.chosen, fit.rejected)
-    assert quiz.ask("lab02.q3", "a", fit=fit_gold, world=world)
+    assert quiz.ask("lab02.q5", "a", fit=fit_gold, world=world)
     import numpy as np
 
     sweep = {"linear_corr": np.array([[0.9, 0.9]]), "mle_corr": np.array([[0.99, 0.98]])}
-    assert quiz.ask("lab02.q4", "b", sweep=sweep)
+    assert quiz.ask("lab02.q2", "b", sweep=sweep)
+    assert not quiz.ask("lab02.q2", "a", sweep=sweep)
     noise = {"relative_scale": np.array([1.0, 0.7, 0.4])}
-    assert quiz.ask("lab02.q5", 0.4, noise=noise, noise_grid=[0.0, 0.1, 0.3])
-    assert not quiz.ask("lab02.q5", 0.7, noise=noise, noise_grid=[0.0, 0.1, 0.3])
+    assert quiz.ask("lab02.q4", 0.4, noise=noise, noise_grid=[0.0, 0.1, 0.3])
+    assert not quiz.ask("lab02.q4", 0.7, noise=noise, noise_grid=[0.0, 0.1, 0.3])
     assert quiz.ask("lab02.q6", "b", probe={"x": 1.0, "y": 0.52})
     assert quiz.ask("lab02.q6", "a", probe={"x": 1.0, "y": 0.95})
     assert quiz.ask("lab02.q6", "c", probe={"x": 1.0, "y": 0.75})
     out = capsys.readouterr().out
     assert "not yet" in out
+
+
+def test_lab02_asks_each_question_before_printing_its_answer():
+    """Issue 10: no answer printed before its question. Each ask comes before the cell that prints what answers it."""
+    import json
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).resolve().parents[1] / "labs" / "02_reward_model.ipynb").read_text())["cells"]
+    sources = ["".join(cell["source"]) for cell in cells]
+
+    def first(fragment, kind="code"):
+        hits = [i for i, (cell, text) in enumerate(zip(cells, sources)) if cell["cell_type"] == kind and fragment in text]
+        assert hits, f"no {kind} cell contains {fragment!r}"
+        return hits[0]
+
+    reveals = {  # question -> a cell that shows its answer
+        "lab02.q2": first('sweep["mle_corr"].mean(1)'),
+        "lab02.q3": first("ceiling {pa:.3f}"),
+        "lab02.q4": first('noise["relative_scale"]'),
+        "lab02.q5": first("rv.plot_proxy_vs_gold"),
+        "lab02.q6": first("for kind, acc in probe.items()"),
+    }
+    for question, shown in reveals.items():
+        asked = first(f'quiz.ask("{question}"')
+        assert asked < shown, f"{question} is asked in cell {asked}, after cell {shown} prints its answer"
+    # the text before Q3 does not state the ceiling's formula; the intro does not state where the policy goes
+    q3 = first('quiz.ask("lab02.q3"')
+    assert not any(r"(1-\varepsilon)A" in text for text in sources[:q3])
+    q5 = first('quiz.ask("lab02.q5"')
+    assert not any("far above their gold reward" in text for text in sources[:q5])
+    # every asked question's worked answer follows it directly
+    for k in range(1, 7):
+        asked = first(f'quiz.ask("lab02.q{k}"')
+        assert sources[asked + 1].startswith("### BEGIN SOLUTION"), f"lab02.q{k}: no worked answer right after the ask"

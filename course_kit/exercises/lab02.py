@@ -10,8 +10,12 @@ Exercises (``check(id, fn)``), references in ``course_kit.preference.bradley_ter
   of the mean BT loss of the linear reward r(y) = phi . f(y) with respect to phi, by hand (what a
   Newton or gradient step of the fit uses).
 
-Questions (``quiz.ask``), each expected value computed here from the lab's state; the predictions
-``lab02.p1`` .. ``lab02.p3`` are revealed in the lab after each measurement.
+Questions (``quiz.ask``), each expected value computed here from the lab's state and each asked before
+the lab prints its answer (an experiment runs silently, the question is asked, then the result is printed):
+``lab02.q1`` the loss change when the fitted rewards double (section 3), ``q2`` which fit wins with the
+most pairs (section 4), ``q3`` the accuracy ceiling under label noise and ``q4`` how much the fitted reward
+shrinks (section 5), ``q5`` where an unpenalised policy goes (section 7), ``q6`` what the off-distribution
+probes show (section 8). The predictions ``lab02.p1`` .. ``lab02.p3`` are revealed after each measurement.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def noisy_ceiling(stats: Dict[str, float], label_noise: float = 0.2) -> float:
 
 
 def where_the_proxy_policy_goes(fit, world) -> str:
-    """``a``: the gold-best response; ``b``: a very long response; ``c``: another typical response."""
+    """``a``: the gold-best response; ``b``: a very long response; ``c``: a typical response other than the gold-best."""
     best = int(fit.proxy.argmax())
     if best == world.gold_optimum():
         return "a"
@@ -131,8 +135,8 @@ def noise_shrink(noise, noise_grid, label_noise: float = 0.3) -> float:
 
 
 def probe_verdict(probe: Dict[str, float], near: float = 0.1) -> str:
-    """``a``: the grounded caption wins every probe (all >= 0.9); ``b``: some probes at chance (within
-    ``near`` of 1/2); ``c``: none at chance but some below 0.9."""
+    """``a``: the grounded caption wins at least 9 pairs in 10 of every probe; ``b``: some probes at chance
+    (within ``near`` of 1/2); ``c``: neither (none at chance, but some below 0.9)."""
     if min(probe.values()) >= 0.9:
         return "a"
     return "b" if any(abs(v - 0.5) <= near for v in probe.values()) else "c"
@@ -143,23 +147,22 @@ register_question(Question(
     hint="compute the loss on the training pairs (fit.proxy, fit.chosen, fit.rejected) before and after",
 ))
 register_question(Question(
-    id="lab02.q2", lab="02", expected=noisy_ceiling, tol=0.01,
-    hint="a flipped label turns a right call into a wrong one and a wrong call into a right one",
-))
-register_question(Question(
-    id="lab02.q3", lab="02", expected=where_the_proxy_policy_goes, choices=("a", "b", "c"),
-    hint="which response has the highest reward under the *learned* model, and how often did the pairs show it?",
-))
-register_question(Question(
-    id="lab02.q4", lab="02", expected=closer_fit_with_most_pairs, choices=("a", "b"),
+    id="lab02.q2", lab="02", expected=closer_fit_with_most_pairs, choices=("a", "b"),
     hint="one fit is biased (it cannot bend), the other only needs enough comparisons of every response",
 ))
 register_question(Question(
-    id="lab02.q5", lab="02", expected=noise_shrink, tol=0.08,
-    hint="expand eps + (1 - 2 eps) sigmoid(Delta) around Delta = 0 and compare it with sigmoid(Delta / T)",
+    id="lab02.q3", lab="02", expected=noisy_ceiling, tol=0.01,
+    hint="a flipped label turns a right call into a wrong one and a wrong call into a right one",
+))
+register_question(Question(
+    id="lab02.q4", lab="02", expected=noise_shrink, tol=0.08,
+    hint="expand both curves to first order in Delta around 0 and match their slopes",
+))
+register_question(Question(
+    id="lab02.q5", lab="02", expected=where_the_proxy_policy_goes, choices=("a", "b", "c"),
+    hint="which response has the highest reward under the *learned* model, and how often did the pairs show it?",
 ))
 register_question(Question(
     id="lab02.q6", lab="02", expected=probe_verdict, choices=("a", "b", "c"),
-    hint="look at the probe kinds whose accuracy is near 1/2: what do their rejected captions have in common?",
+    hint="which probes differ from the grounded caption the way some training pair did, and which in a way no pair showed?",
 ))
-
