@@ -103,3 +103,31 @@ def test_questions_compute_their_answers_from_state(capsys):
     assert not ask("lab03.q4", lambda: "clip", clip_records=records)
     assert not ask("lab03.q3", lambda: ..., trajectory={"gold": [1.0, 2.0]})
     assert "no answer yet" in capsys.readouterr().out
+
+
+def test_q3_is_the_best_iterate_not_the_last():
+    trajectory = {"gold": [2.9, 4.3, 3.0, 1.5], "kl": [0.0, 1.0, 3.0, 6.0], "proxy": [1.3, 2.0, 4.0, 5.8]}
+    assert ask("lab03.q3", lambda: 4.3, trajectory=trajectory)
+    assert not ask("lab03.q3", lambda: 1.5, trajectory=trajectory)
+
+
+def test_q5_drift_share_is_computed_from_the_runs(capsys):
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(label="beta=0", metrics={"chair": 0.8}),
+            SimpleNamespace(label="beta=0, shuffled r", metrics={"chair": 0.6}),
+            SimpleNamespace(label="beta=0.2", metrics={"chair": 0.05})]
+    before = {"chair": 0.2}
+    assert ask("lab03.q5", lambda: (0.6 - 0.2) / (0.8 - 0.2), runs=runs, before=before)
+    assert not ask("lab03.q5", lambda: 0.6 / 0.8, runs=runs, before=before)  # rises not measured from pi_ref
+    assert not ask("lab03.q5", lambda: 0.8 - 0.2, runs=runs, before=before)  # the old read-off: the change in CHAIR
+    assert "not yet" in capsys.readouterr().out
+
+
+def test_reward_model_probes_on_the_lab_checkpoint():
+    from course_kit.experiments import ppo as ex
+    from course_kit.experiments.reward import OFF_DISTRIBUTION_KINDS
+
+    probes = ex.reward_model_probes(n=20)
+    assert set(probes) == set(OFF_DISTRIBUTION_KINDS)
+    assert all(0.0 <= v <= 1.0 for v in probes.values())

@@ -108,9 +108,10 @@ def _prealignment(from_sft: Sequence[Dict], from_dpo: Sequence[Dict], aligned_go
     return "a" if not still_hacks else "b" if kl_helps else "c"
 
 
-def _chair_change(runs: Sequence, before: Dict[str, float], label: str = "beta=0") -> float:
-    run = next(r for r in runs if r.label == label)
-    return run.metrics["chair"] - before["chair"]
+def _drift_share(runs: Sequence, before: Dict[str, float]) -> float:
+    """The shuffled-reward control's rise in CHAIR over pi_ref's, as a share of the beta = 0 run's rise."""
+    chair = {r.label: r.metrics["chair"] for r in runs}
+    return (chair["beta=0, shuffled r"] - before["chair"]) / (chair["beta=0"] - before["chair"])
 
 
 register_question(Question(
@@ -121,13 +122,15 @@ register_question(Question(
     hint="write log(pi*/pi_ref) with the Gibbs form and substitute: what is left does not depend on y"))
 register_question(Question(
     id="lab03.q3", lab="03", expected=_best_on_path, tol=0.1,
-    hint="read the peak of the red curve in the right panel, not a dot of the left one"))
+    hint="trajectory['gold'] has one value per PPO iteration of the beta = 0 run; the last one is where it ends, "
+         "not the best it reached"))
 register_question(Question(
     id="lab03.q4", lab="03", expected=_which_leash, choices=("clip", "beta", "both"),
-    hint="compare the 'KL end' column between rows that differ only in clip, then only in beta"))
+    hint="the clip's trust region is re-centred on pi_old after every iteration; which term of the objective "
+         "still knows pi_ref after 100 iterations?"))
 register_question(Question(
-    id="lab03.q5", lab="03", expected=_prealignment, choices=("a", "b", "c"),
+    id="lab03.q5", lab="03", expected=_drift_share, tol=0.02,
+    hint="measure both rises from pi_ref's CHAIR (before['chair']); a run's CHAIR is by_label[label].metrics['chair']"))
+register_question(Question(
+    id="lab03.q6", lab="03", expected=_prealignment, choices=("a", "b", "c"),
     hint="look at the long mass at beta = 0 and at the gold column at beta = 0.5 and 1"))
-register_question(Question(
-    id="lab03.q6", lab="03", expected=_chair_change, tol=0.01,
-    hint="after minus before, from the table of section 3"))

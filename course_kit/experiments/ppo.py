@@ -113,6 +113,24 @@ def load_sequence_setup(lm_path=None, reward_path=None, train_reward: bool = Fal
     return model, tokenizer, reward_fn
 
 
+def reward_model_probes(reward_path=None, n: int = 200, seed: int = 0) -> Dict[str, float]:
+    """Pair accuracy of the scene reward model (``data/scene_reward_model``) on Lab 02's off-distribution probes, per kind.
+
+    ``course_kit.experiments.reward.off_distribution_accuracy`` on the checkpoint Lab 03 optimises
+    (1 = always prefers the grounded caption, 0.5 = chance); about a second on CPU.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from course_kit.experiments.reward import off_distribution_accuracy
+    from course_kit.preference.reward_trl import load_scene_reward_model
+    from course_kit.runtime import progress_enabled
+
+    if not progress_enabled():  # transformers' "Loading weights" bar would print into the notebook
+        hf_logging.disable_progress_bar()
+    rm, rm_tokenizer = load_scene_reward_model(reward_path, device="cpu")
+    return off_distribution_accuracy(rm, rm_tokenizer, n=n, seed=seed)
+
+
 def caption_prompts(n: int, seed: int = 0) -> List[str]:
     """``n`` captioning prompts for PPO, from scenes drawn like the test scenes (prior object half the time)."""
     from course_kit.worlds import scene_world as sw
