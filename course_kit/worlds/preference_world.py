@@ -263,20 +263,3 @@ def check_pairs(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int) 
     if chosen.shape != rejected.shape:
         raise ValueError(f"chosen and rejected must have the same length, got {chosen.shape[0]} and {rejected.shape[0]}")
     return chosen.long(), rejected.long()
-
-
-# Private spellings kept for the modules that still use them (``preference/dpo_exact.py``); use the public names.
-_check_vector, _check_probs, _check_pairs = check_vector, check_probs, check_pairs
-
-
-def __getattr__(name: str):
-    """``bradley_terry_mle`` moved to ``course_kit.preference.bradley_terry`` (the one home of the BT fits).
-
-    Kept readable here, resolved lazily (a world never imports the preference package at import time),
-    until every caller imports it from its home.
-    """
-    if name == "bradley_terry_mle":
-        import importlib
-
-        return importlib.import_module("course_kit.preference.bradley_terry").bradley_terry_mle
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -345,9 +345,6 @@ def quiet_hf_progress() -> None:
         datasets.disable_progress_bars()
 
 
-_quiet_hf_progress = quiet_hf_progress  # the old private name, kept until every caller uses the public one
-
-
 def _checkpoint_error(file: Path, problem: str) -> CheckpointError:
     return CheckpointError(f"{file}: {problem}; rebuild it with `{REBUILD}`")
 
