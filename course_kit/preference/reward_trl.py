@@ -40,6 +40,7 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 import torch  # noqa: E402
 
+from course_kit.checkpoint_io import load_hf_checkpoint  # noqa: E402
 from course_kit.preference.bradley_terry import pair_accuracy  # noqa: E402
 from course_kit.runtime import DATA_DIR, disable_hub_telemetry, get_device, seed_everything  # noqa: E402
 
@@ -209,12 +210,14 @@ def build_checkpoint(out_dir: Path, cfg: Optional[SceneRewardConfig] = None) -> 
 
 
 def load_scene_reward_model(path: Optional[Path] = None, device=None):
-    """Load ``(model, tokenizer)`` of the scene reward model (default ``data/scene_reward_model``), offline, eval mode."""
-    from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
+    """Load ``(model, tokenizer)`` of the scene reward model (default ``data/scene_reward_model``), offline, eval mode.
 
-    path = Path(path) if path is not None else DEFAULT_PATH
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no scene reward model in {path}; build it with `course-kit build-data scene_reward_model`")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    model = GPT2ForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    Strict (``checkpoint_io.load_hf_checkpoint``): a missing file, a config or tokenizer that does not
+    parse, or weights that do not match the config raise naming the file and
+    `course-kit build-data scene_reward_model`; a missing tensor is never silently random.
+    """
+    from transformers import GPT2ForSequenceClassification
+
+    model, tokenizer = load_hf_checkpoint(path if path is not None else DEFAULT_PATH, GPT2ForSequenceClassification,
+                                          "scene_reward_model")
     return model.to(get_device(device) if isinstance(device, (str, type(None))) else device).eval(), tokenizer
