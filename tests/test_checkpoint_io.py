@@ -46,22 +46,14 @@ def _build(cfg):
     return Tiny(TinyConfig(**cfg))
 
 
-def _rewrite(path, edit):
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(path / "model.safetensors")
-    edit(tensors)
-    save_file({k: v.clone().contiguous() for k, v in tensors.items()}, path / "model.safetensors")
-
-
 @pytest.mark.parametrize("edit, match", [
     (lambda t: t.pop("lin.bias"), r"missing tensors: \['lin.bias'\]"),
     (lambda t: t.__setitem__("extra", torch.zeros(2)), r"unexpected tensors: \['extra'\]"),
     (lambda t: t.__setitem__("lin.bias", torch.zeros(4)), r"mismatched shapes: \['lin.bias \(4,\) in the file, \(5,\)"),
 ])
-def test_a_missing_unexpected_or_mismatched_tensor_is_an_error(tmp_path, edit, match):
+def test_a_missing_unexpected_or_mismatched_tensor_is_an_error(tmp_path, edit, match, rewrite_weights):
     path = _saved(tmp_path)
-    _rewrite(path, edit)
+    rewrite_weights(path, edit)
     with pytest.raises(CheckpointError, match=match) as error:
         load_checkpoint(path, _build, "tiny")
     assert str(path / "model.safetensors") in str(error.value) and "`course-kit build-data tiny`" in str(error.value)
@@ -103,12 +95,12 @@ def _copy_reward_model(tmp_path):
     return Path(shutil.copytree(DEFAULT_PATH, tmp_path / "scene_reward_model"))
 
 
-def test_the_scene_reward_model_loads_strictly(tmp_path):
+def test_the_scene_reward_model_loads_strictly(tmp_path, rewrite_weights):
     """Issue 11: a tensor removed from data/scene_reward_model used to load (transformers initialised it at random)."""
     from course_kit.preference.reward_trl import load_scene_reward_model
 
     path = _copy_reward_model(tmp_path)
-    _rewrite(path, lambda t: t.pop(sorted(k for k in t if k.endswith("ln_f.weight"))[0]))
+    rewrite_weights(path, lambda t: t.pop(sorted(k for k in t if k.endswith("ln_f.weight"))[0]))
     with pytest.raises(CheckpointError, match=r"missing tensors: \['transformer.ln_f.weight'\]") as error:
         load_scene_reward_model(path)
     assert str(path / "model.safetensors") in str(error.value)
