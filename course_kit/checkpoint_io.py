@@ -19,7 +19,8 @@ A missing file is a ``FileNotFoundError`` with the same hint.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import os
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Tuple
 
@@ -42,6 +43,8 @@ def checkpoint_error(file, problem: str, name: str) -> CheckpointError:
 
 def require_files(path, files: Iterable[str], name: str) -> Path:
     """``path`` as a Path; FileNotFoundError naming the first missing file (or the folder) and the rebuild command."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike (the checkpoint's folder), got {type(path).__name__}")
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint at {path}; build it with `{rebuild_command(name)}`")
@@ -91,6 +94,8 @@ def save_checkpoint(model: nn.Module, config: Any, out_dir) -> Path:
     """Write ``model``'s state dict and the dataclass ``config`` to ``out_dir``; return the folder."""
     from safetensors.torch import save_file
 
+    if not is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance (saved as config.json), got {type(config).__name__}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out_dir / "model.safetensors")

@@ -174,7 +174,9 @@ def responsibilities(log_likelihood: torch.Tensor, log_eta: torch.Tensor) -> tor
     slides' per-pair mixture); log_eta are the log mixture weights log eta(u). Rows sum to 1.
     """
     log_likelihood = check_log_likelihood(log_likelihood)
-    if not isinstance(log_eta, torch.Tensor) or log_eta.shape != (log_likelihood.shape[1],):
+    if not isinstance(log_eta, torch.Tensor):
+        raise TypeError(f"log_eta must be a torch.Tensor of shape (C,), got {type(log_eta).__name__}")
+    if log_eta.shape != (log_likelihood.shape[1],):
         raise ValueError(f"log_eta must be a (C,) tensor with C = {log_likelihood.shape[1]}, got {getattr(log_eta, 'shape', type(log_eta).__name__)}")
     if bool(torch.isnan(log_eta).any()) or not bool((log_eta < float("inf")).all()):
         raise ValueError("log_eta must be log-probabilities (no NaN or +inf)")
@@ -390,11 +392,16 @@ def fit_single_reward(features: torch.Tensor, chosen: torch.Tensor, rejected: to
 
 
 def _check_labels(pred: torch.Tensor, true: torch.Tensor):
-    pred, true = torch.as_tensor(pred).long().flatten(), torch.as_tensor(true).long().flatten()
+    for name, x in (("pred", pred), ("true", true)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of integer labels, got {type(x).__name__}")
+        if x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer labels, got dtype {x.dtype}")
+        if x.numel() and bool((x < 0).any()):
+            raise ValueError(f"{name} labels must be non-negative integers")
+    pred, true = pred.long().flatten(), true.long().flatten()
     if pred.shape != true.shape or pred.numel() == 0:
         raise ValueError(f"pred and true must be non-empty and the same length, got {pred.shape[0]} and {true.shape[0]}")
-    if bool((pred < 0).any() | (true < 0).any()):
-        raise ValueError("cluster and group labels must be non-negative integers")
     return pred, true
 
 
