@@ -51,10 +51,13 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
 MAX_SEED = 2**32 - 1  # every lab accepts seeds 0 <= seed <= MAX_SEED (NumPy's range)
 
 
-def check_seed(seed) -> int:
-    """Return ``seed`` as an int when it is an integer in [0, MAX_SEED]; a clear ValueError otherwise."""
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int when it is an integer in [0, MAX_SEED]; a clear ValueError naming ``name`` otherwise.
+
+    The one seed check of every lab, its configs (``name="PPOConfig.seed"``) and the CLI's ``--seed``.
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
+        raise ValueError(f"{name} must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
     return int(seed)
 
 

@@ -309,6 +309,10 @@ value_rows("dpo_exact.fit_dpo_softmax", dpo_exact.fit_dpo_softmax, exact_good, "
     ("out_of_range", torch.tensor([0.0, 0.5, 0.5, 0.0, 0.0, 0.0]), ValueError, "ref_probs"),
     ("wrong_type", REF.tolist(), TypeError, "ref_probs"), ("empty", torch.tensor([]), ValueError, "ref_probs"),
 ])
+for field, value in (("seed", -1), ("world_seed", 2**32), ("beta", NAN), ("n_pairs", 0)):
+    TABLE.append(Row("dpo_exact.ExactDPOConfig", field, "nan" if value != value else "out_of_range",
+                     (lambda field=field, value=value: dpo_exact.ExactDPOConfig(**{field: value})), ValueError,
+                     f"ExactDPOConfig.{field}"))
 value_rows("dpo_exact.fit_dpo_softmax", dpo_exact.fit_dpo_softmax, exact_good, "beta", [
     ("nan", NAN, ValueError, "beta"), ("out_of_range", 0.0, ValueError, "beta"), ("wrong_type", "1", TypeError, "beta"),
 ])
@@ -346,10 +350,11 @@ value_rows("maxmin_em.responsibilities", maxmin_em.responsibilities,
     ("shape", torch.tensor([-0.7]), ValueError, "log_eta"), ("wrong_type", [-0.7, -0.7], TypeError, "log_eta"),
 ])
 for field, value, kind in (("n_clusters", 0, "out_of_range"), ("l2", NAN, "nan"), ("l2", -1.0, "out_of_range"),
-                           ("seed", -1, "out_of_range"), ("init", "kmeans", "out_of_range")):
+                           ("seed", -1, "out_of_range"), ("seed", 2**32, "out_of_range"), ("init", "kmeans", "out_of_range")):
     TABLE.append(Row("maxmin_em.EMConfig", field, kind, (lambda field=field, value=value: maxmin_em.EMConfig(**{field: value})),
                      ValueError, field))
-for field, value, kind in (("n_minority_users", 0, "out_of_range"), ("ratio", NAN, "nan"), ("seed", -1, "out_of_range")):
+for field, value, kind in (("n_minority_users", 0, "out_of_range"), ("ratio", NAN, "nan"), ("seed", -1, "out_of_range"),
+                           ("seed", 2**32, "out_of_range")):
     TABLE.append(Row("user_population.UserPopulationConfig", field, kind,
                      (lambda field=field, value=value: up.UserPopulationConfig(**{field: value})), ValueError,
                      field))

@@ -230,10 +230,7 @@ class RewardTrainingConfig:
             raise ValueError(f"RewardTrainingConfig.lr must be a finite number > 0, got {self.lr!r}")
         if not (self.weight_decay >= 0 and self.weight_decay < float("inf")):
             raise ValueError(f"RewardTrainingConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        try:
-            check_seed(self.seed)
-        except ValueError as error:
-            raise ValueError(f"RewardTrainingConfig.{error}") from None
+        check_seed(self.seed, "RewardTrainingConfig.seed")
 
 
 def train_reward_model(

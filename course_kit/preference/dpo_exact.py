@@ -33,6 +33,7 @@ from typing import Dict, Literal, Optional, Tuple
 
 import torch
 
+from course_kit.runtime import check_seed
 from course_kit.worlds import preference_world as pw
 from course_kit.preference.bradley_terry import bradley_terry_mle
 from course_kit.preference.dpo import dpo_loss
@@ -60,9 +61,7 @@ class ExactDPOConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 1, got {value!r}")
         for name in ("seed", "world_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 0, got {value!r}")
+            check_seed(getattr(self, name), f"ExactDPOConfig.{name}")
 
 
 def _check_inputs(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -36,7 +36,7 @@ import torch
 
 from course_kit.worlds import scene_lm as lm
 from course_kit.preference.dpo import dpo_gradient_weight, dpo_loss
-from course_kit.runtime import disable_hub_telemetry, progress
+from course_kit.runtime import check_seed, disable_hub_telemetry, progress
 
 
 @dataclass
@@ -54,10 +54,11 @@ class DPOTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"DPOTrainConfig.{name} must be a finite number > 0, got {value!r}")
-        for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0)):
+        for name in ("n_steps", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"DPOTrainConfig.{name} must be an integer >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DPOTrainConfig.{name} must be an integer >= 1, got {value!r}")
+        check_seed(self.seed, "DPOTrainConfig.seed")
 
 
 @contextlib.contextmanager

@@ -55,6 +55,7 @@ from typing import Dict, List, Literal, Optional
 
 import torch
 
+from course_kit.runtime import check_seed
 from course_kit.preference.bradley_terry import bradley_terry_loss, fit_linear_bradley_terry
 
 INITS = ("kmeans++", "random")  # the allowed values of EMConfig.init
@@ -79,7 +80,7 @@ class EMConfig:  # frozen: hashable, so results can be cached per config
         _int_at_least("n_clusters", self.n_clusters, 1)
         _int_at_least("n_iterations", self.n_iterations, 1)
         _int_at_least("n_init", self.n_init, 1)
-        _int_at_least("seed", self.seed, 0)
+        check_seed(self.seed, "EMConfig.seed")
         _int_at_least("n_newton_steps", self.n_newton_steps, 1)
         if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not (math.isfinite(self.l2) and self.l2 > 0):
             raise ValueError(f"l2 must be a finite number > 0 (a user with few labels is separable without it), got {self.l2!r}")

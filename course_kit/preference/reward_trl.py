@@ -42,7 +42,7 @@ import torch  # noqa: E402
 
 from course_kit.checkpoint_io import load_hf_checkpoint  # noqa: E402
 from course_kit.preference.bradley_terry import pair_accuracy  # noqa: E402
-from course_kit.runtime import DATA_DIR, disable_hub_telemetry, get_device, seed_everything  # noqa: E402
+from course_kit.runtime import DATA_DIR, check_seed, disable_hub_telemetry, get_device, seed_everything  # noqa: E402
 
 DEFAULT_PATH = DATA_DIR / "scene_reward_model"
 
@@ -68,8 +68,7 @@ class SceneRewardConfig:
             raise ValueError(f"SceneRewardConfig.n_embd must be a multiple of n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
         if not (self.lr > 0 and self.lr < float("inf")):
             raise ValueError(f"SceneRewardConfig.lr must be a finite number > 0, got {self.lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"SceneRewardConfig.seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "SceneRewardConfig.seed")
 
 
 def make_reward_model(tokenizer, cfg: Optional[SceneRewardConfig] = None):

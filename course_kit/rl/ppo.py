@@ -55,7 +55,7 @@ from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 
 import torch
 
-from course_kit.runtime import progress
+from course_kit.runtime import check_seed, progress
 from course_kit.worlds.preference_world import check_number
 
 KLEstimator = Literal["k1", "k3"]
@@ -170,8 +170,7 @@ def validate_ppo_fields(config, int_fields: Sequence[str]) -> None:
     if config.batch_size % config.n_minibatches:
         raise ValueError(f"{type(config).__name__}.batch_size ({config.batch_size}) must be divisible by "
                          f"n_minibatches ({config.n_minibatches})")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
-        raise ValueError(f"{type(config).__name__}.seed = {config.seed!r} is not allowed: it must be an integer in [0, 2**63)")
+    check_seed(config.seed, f"{type(config).__name__}.seed")
 
 
 def check_finite(name: str, values: torch.Tensor, what: str = "") -> None:

@@ -73,7 +73,7 @@ class PreferenceWorldConfig:
     ref_logit_noise: float = 0.5  # std of pi_ref's logits over the short/medium responses
 
     def __post_init__(self) -> None:
-        check_seed(self.seed)  # the one documented seed range of every lab
+        check_seed(self.seed, "PreferenceWorldConfig.seed")  # the one documented seed range of every lab
         if isinstance(self.n_responses, bool) or not isinstance(self.n_responses, int) or self.n_responses < 3:
             raise ValueError(f"PreferenceWorldConfig.n_responses must be an integer >= 3, got {self.n_responses!r}")
         if not 0 <= self.n_long < self.n_responses - 1:

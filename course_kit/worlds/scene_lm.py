@@ -43,7 +43,7 @@ import torch
 
 from course_kit.worlds import scene_world as sw
 from course_kit.checkpoint_io import CheckpointError, check_weights, load_hf_checkpoint, rebuild_command  # noqa: F401 (CheckpointError: worlds' export)
-from course_kit.runtime import DATA_DIR, get_device, progress, progress_enabled, seed_everything
+from course_kit.runtime import DATA_DIR, check_seed, get_device, progress, progress_enabled, seed_everything
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 DEFAULT_PATH = DATA_DIR / "scene_lm"
@@ -89,8 +89,7 @@ class SFTConfig:
             raise ValueError(f"SFTConfig.lr must be a finite number > 0, got {self.lr!r}")
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or not 0 <= self.weight_decay < float("inf"):
             raise ValueError(f"SFTConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"SFTConfig.seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "SFTConfig.seed")
 
 
 def build_tokenizer():
