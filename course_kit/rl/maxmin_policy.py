@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from course_kit.rl.ppo import BanditPPO, PPOConfig
-from course_kit.worlds.preference_world import check_number, kl_divergence
+from course_kit.worlds.preference_world import check_number, check_vector, kl_divergence
 from course_kit.runtime import progress
 
 
@@ -80,12 +80,7 @@ def check_beta(beta: float) -> float:
 
 def worst_group(utilities: torch.Tensor) -> int:
     """Line 6 of Algorithm 1: the index of the cluster with the lowest utility (ties: the lowest index); (C,) -> int."""
-    if not isinstance(utilities, torch.Tensor):
-        raise TypeError(f"utilities must be a torch.Tensor of shape (C,), got {type(utilities).__name__}")
-    if utilities.dim() != 1 or utilities.numel() == 0:
-        raise ValueError(f"utilities must be a non-empty (C,) tensor, got {getattr(utilities, 'shape', type(utilities).__name__)}")
-    if not bool(torch.isfinite(utilities).all()):
-        raise ValueError("utilities must be finite (no NaN or inf)")
+    utilities = check_vector(utilities, "utilities")  # (C,) finite
     return int(torch.argmin(utilities))  # torch.argmin returns the first minimum
 
 
