@@ -99,7 +99,8 @@ def test_ppo_clipped_loss_is_finite(cols, advantages, clip_range):
     adv = torch.tensor(advantages[: logp_new.numel()], dtype=torch.float32)
     loss, stats = ppo_clipped_loss(logp_new, logp_old, adv, clip_range)
     assert torch.isfinite(loss)
-    assert stats["approx_kl"] >= 0.0 and 0.0 <= stats["clip_fraction"] <= 1.0
+    # approx_kl = mean((ratio - 1) - log ratio) >= 0 in exact arithmetic; float32 rounding leaves ~1e-8 below 0
+    assert stats["approx_kl"] >= -1e-6 and 0.0 <= stats["clip_fraction"] <= 1.0
 
 
 @SETTINGS
