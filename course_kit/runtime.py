@@ -12,7 +12,7 @@
   background thread), also when huggingface_hub was imported before course_kit.
 - ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
   ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
-  turns it off for nbval because a live bar's text depends on timing (GUIDE section 3).
+  turns it off for nbval because a live bar's text depends on timing (not reproducible output).
 """
 
 from __future__ import annotations
