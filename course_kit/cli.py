@@ -79,6 +79,13 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error) if text.lstrip("-").isdigit() else f"not an integer: {text!r}")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is a ``UserError`` (one line, exit code 2) instead of usage + message."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
 def load_headline(lab: str) -> Callable[..., Dict[str, Any]]:
     """Import and return the headline function registered for ``lab``."""
     if lab not in LABS:
@@ -112,7 +119,7 @@ def _add_signature_options(parser: argparse.ArgumentParser, func: Callable[..., 
 def run(lab: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Parse the lab's options from ``argv``, run its headline function and return its figures."""
     func = load_headline(lab)
-    parser = argparse.ArgumentParser(prog=f"course-kit run {lab}", description=DESCRIPTIONS.get(lab, ""))
+    parser = _OneLineParser(prog=f"course-kit run {lab}", description=DESCRIPTIONS.get(lab, ""))
     parser.add_argument("--quick", action="store_true", help="a smaller budget, for smoke tests")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed, 0 <= seed <= 2**32 - 1 (default: 0)")

@@ -9,15 +9,18 @@
   tiny, so extra threads only add synchronisation (5-20x slower on a busy 2-core machine, measured),
   and nbval's kernels run on one thread too (``labs/conftest.py``), so ``course-kit run`` under
   ``single_thread`` prints the notebooks' numbers.
+- ``disable_hub_telemetry()``: no usage telemetry from huggingface_hub (TRL's trainers send it from a
+  background thread), also when huggingface_hub was imported before course_kit.
 - ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
   ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
-  turns it off for nbval because a live bar's text depends on timing.
+  turns it off for nbval because a live bar's text depends on timing (not reproducible output).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, TypeVar
@@ -49,10 +52,13 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
 MAX_SEED = 2**32 - 1  # every lab accepts seeds 0 <= seed <= MAX_SEED (NumPy's range)
 
 
-def check_seed(seed) -> int:
-    """Return ``seed`` as an int when it is an integer in [0, MAX_SEED]; a clear ValueError otherwise."""
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int when it is an integer in [0, MAX_SEED]; a clear ValueError naming ``name`` otherwise.
+
+    The one seed check of every lab, its configs (``name="PPOConfig.seed"``) and the CLI's ``--seed``.
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
+        raise ValueError(f"{name} must be an integer with 0 <= seed <= {MAX_SEED}, got {seed!r}")
     return int(seed)
 
 
@@ -73,6 +79,19 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def disable_hub_telemetry() -> None:
+    """Make huggingface_hub (and so TRL's trainers) send no usage telemetry; call it before building a trainer.
+
+    huggingface_hub reads HF_HUB_DISABLE_TELEMETRY once, at its import. ``import course_kit`` sets it
+    (``setdefault``: a caller's explicit choice is kept); when huggingface_hub was imported before
+    course_kit (e.g. by ``datasets``), its flag is switched off here too.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ["HF_HUB_DISABLE_TELEMETRY"].strip().upper() in ("1", "ON", "YES", "TRUE"):
+        constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 def set_progress(enabled: Optional[bool]) -> None:

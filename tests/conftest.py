@@ -10,3 +10,18 @@ from course_kit.runtime import single_thread
 def one_torch_thread():
     with single_thread():
         yield
+
+
+def _rewrite_weights(folder, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    edit(tensors)
+    save_file({k: v.clone().contiguous() for k, v in tensors.items()}, folder / "model.safetensors")
+
+
+@pytest.fixture
+def rewrite_weights():
+    """``rewrite_weights(folder, edit)``: apply ``edit`` to the dict of tensors in ``folder/model.safetensors``, save it back
+    (the strict-loading tests remove, add or reshape a tensor with it)."""
+    return _rewrite_weights

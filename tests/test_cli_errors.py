@@ -24,11 +24,11 @@ def test_user_errors_are_one_line_with_exit_code_2(argv, needle, capsys):
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**64), "abc", "1.5"])
-def test_every_lab_refuses_the_same_bad_seeds(seed):
-    for lab in ("cfg", "ddpo"):
-        with pytest.raises(SystemExit) as exit_info:
-            cli.run(lab, ["--seed", seed, "--quick"])
-        assert exit_info.value.code == 2
+def test_every_lab_refuses_the_same_bad_seeds(seed, capsys):
+    for lab in cli.LABS:
+        assert cli.main(["run", lab, "--seed", seed, "--quick"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("course-kit: error: argument --seed") and err.strip().count("\n") == 0, err
 
 
 def test_seed_range_is_documented_and_shared():
@@ -44,3 +44,24 @@ def test_a_config_error_from_a_headline_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("course-kit: error:")
+
+
+# Each lab's options, given a bad value: one line on stderr, "course-kit: error: ...", exit code 2, no traceback.
+# The values are refused before any long computation (argparse, or the first check in the headline).
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "cfg", "--quick", "--n-samples", "0"], "n_samples"),
+    (["run", "cfg", "--quick", "--n-samples", "many"], "--n-samples"),
+    (["run", "reward", "--quick", "--no-trl", "--label-noise", "0.7"], "label_noise"),
+    (["run", "reward", "--quick", "--no-trl", "--label-noise", "nan"], "label_noise"),
+    (["run", "reward", "--quick", "--no-trl", "--n-pairs", "0"], "n_pairs"),
+    (["run", "reward", "--quick", "--n-pairs", "1e3"], "--n-pairs"),
+    (["run", "ppo", "--quick", "--sequence", "yes"], "unrecognized arguments"),
+    (["run", "dpo", "--quick", "--part", "everything"], "--part"),
+    (["run", "maxmin", "--quick", "--beta", "2"], "unrecognized arguments"),
+    (["run", "ddpo", "--quick", "--no-such-option"], "unrecognized arguments"),
+] + [(["run", lab, "--quick", "--seed", "-1"], "0 <= seed <= 4294967295") for lab in ("cfg", "reward", "ppo", "dpo", "maxmin", "ddpo")])
+def test_each_labs_bad_options_are_one_line_with_exit_code_2(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("course-kit: error:") and needle in err, err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err

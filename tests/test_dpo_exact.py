@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_kit.preference import dpo_exact as de
+from course_kit.preference.bradley_terry import bradley_terry_mle
 from course_kit.worlds import preference_world as pw
 
 
@@ -17,7 +18,7 @@ def test_dpo_equals_the_kl_optimum_of_the_mle_reward_on_the_same_pairs(world):
     chosen, rejected = world.sample_pairs(3000, torch.Generator().manual_seed(1))
     beta = 1.0
     policy = de.fit_dpo_softmax(ref, chosen, rejected, beta, l2=1e-4)  # the MLE's ridge
-    mle = pw.bradley_terry_mle(world.n_responses, chosen, rejected)
+    mle = bradley_terry_mle(world.n_responses, chosen, rejected)
     assert pw.total_variation(policy, pw.kl_regularized_optimum(ref, mle, beta)) < 1e-4
 
 

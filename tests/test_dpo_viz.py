@@ -71,5 +71,5 @@ def test_static_figures_draw():
     fig, axes = plt.subplots(1, 3)
     viz.plot_gradient_weight(axes[0])
     viz.plot_lm_metrics(axes[1], {"SFT": {k: 0.5 for k in viz.LABELS}, "DPO": {k: 0.2 for k in viz.LABELS}})
-    viz.plot_training(axes[2], {"loss": [0.69, 0.5], "weight": [0.5, 0.4]})
+    viz.plot_dpo_training(axes[2], {"loss": [0.69, 0.5], "weight": [0.5, 0.4]})
     plt.close(fig)

@@ -7,12 +7,12 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
+from course_kit.preference.bradley_terry import fit_proxy_reward
 from course_kit.rl.ppo import PPOConfig
 from course_kit.rl.ppo_hacking import (
     beta_sweep,
     clip_table,
     clip_vs_beta,
-    fit_proxy_reward,
     hacking_summary,
     optimum_curve,
     path_vs_family,
@@ -29,7 +29,7 @@ from course_kit.worlds.preference_world import PreferenceWorldConfig, kl_regular
 @pytest.fixture(scope="module")
 def setup():
     world = make_world(PreferenceWorldConfig())
-    proxy = fit_proxy_reward(world, n_pairs=2000, seed=0)
+    proxy = fit_proxy_reward(world, n_pairs=2000, seed=0).proxy
     sweep = beta_sweep(world, proxy, [0.0, 1.5], PPOConfig(n_iterations=60))
     return world, proxy, sweep
 

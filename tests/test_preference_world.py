@@ -188,15 +188,12 @@ def test_input_checks_are_public_and_clear():
         check_vector(torch.zeros(2), "reward", 3)
 
 
-def test_bradley_terry_mle_lives_in_preference_and_stays_readable_here():
-    """Lab 04's dpo_exact still reads ``preference_world.bradley_terry_mle`` (and ``_check_*``): same objects."""
+def test_bradley_terry_mle_has_one_home_and_the_checkers_one_name():
+    """Issue 8: ``bradley_terry_mle`` lives only in ``preference.bradley_terry``; the checkers only under their public names."""
     import course_kit.worlds.preference_world as pw
-    from course_kit.preference import bradley_terry
 
-    assert pw.bradley_terry_mle is bradley_terry.bradley_terry_mle
-    assert pw._check_pairs is pw.check_pairs and pw._check_probs is pw.check_probs
-    with pytest.raises(AttributeError, match="no_such_name"):
-        pw.no_such_name
+    for gone in ("bradley_terry_mle", "_check_vector", "_check_probs", "_check_pairs"):
+        assert not hasattr(pw, gone), gone
 
 
 def test_config_bad_input():

@@ -159,23 +159,15 @@ def _copy_checkpoint(tmp_path):
     return target
 
 
-def _rewrite_weights(path, edit):
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(path / "model.safetensors")
-    edit(tensors)
-    save_file({k: v.clone().contiguous() for k, v in tensors.items()}, path / "model.safetensors")
-
-
 @pytest.mark.parametrize("edit, match", [
     (lambda t: t.pop("transformer.h.0.ln_1.weight"), r"missing tensors: \['transformer.h.0.ln_1.weight'\]"),
     (lambda t: t.__setitem__("extra.bias", t["transformer.ln_f.bias"].clone()), r"unexpected tensors: \['extra.bias'\]"),
     (lambda t: t.__setitem__("transformer.ln_f.bias", t["transformer.ln_f.bias"][:10].clone()), r"mismatched shapes"),
 ])
-def test_a_missing_unexpected_or_mismatched_tensor_is_an_error(tmp_path, edit, match):
+def test_a_missing_unexpected_or_mismatched_tensor_is_an_error(tmp_path, edit, match, rewrite_weights):
     """transformers alone loads a checkpoint with a tensor missing and initialises it at random (CHAIR 0.92)."""
     path = _copy_checkpoint(tmp_path)
-    _rewrite_weights(path, edit)
+    rewrite_weights(path, edit)
     with pytest.raises(lm.CheckpointError, match=match) as error:
         lm.load_scene_lm(path)
     assert str(path / "model.safetensors") in str(error.value) and "course-kit build-data scene_lm" in str(error.value)

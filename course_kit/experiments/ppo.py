@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from course_kit.rl.ppo import PPOConfig
-from course_kit.rl.ppo_hacking import beta_sweep, fit_proxy_reward, hacking_summary, path_vs_family
+from course_kit.preference.bradley_terry import fit_proxy_reward
+from course_kit.rl.ppo_hacking import beta_sweep, hacking_summary, path_vs_family
 from course_kit.rl.ppo_lm import LMPPOConfig, LMPPOResult, train_ppo_lm
 from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, make_world
 from course_kit.runtime import single_thread, seed_everything
@@ -58,7 +59,7 @@ def exact_level(world: PreferenceWorld, betas: Sequence[float] = EXACT_BETAS, se
 def hacking(world: PreferenceWorld, betas: Sequence[float] = SWEEP_BETAS, seed: int = 0, n_pairs: int = 2000,
             n_iterations: int = 100):
     """Fit the proxy on pi_ref's pairs, sweep beta; return ``(proxy (K,), sweep records, summary)``."""
-    proxy = fit_proxy_reward(world, n_pairs=n_pairs, seed=seed)
+    proxy = fit_proxy_reward(world, n_pairs=n_pairs, seed=seed).proxy
     sweep = beta_sweep(world, proxy, betas, PPOConfig(seed=seed, n_iterations=n_iterations))
     return proxy, sweep, hacking_summary(sweep, world, proxy)
 

@@ -137,17 +137,7 @@ def calibration(proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tenso
     p_chosen = torch.sigmoid(margin)  # (N,)
     predicted = torch.maximum(p_chosen, 1 - p_chosen)  # (N,) P(the proxy's favourite wins)
     a_won = (margin >= 0).float()  # (N,) 1 if the proxy's favourite is the chosen one
-    edges = torch.linspace(0.5, 1.0, n_bins + 1)
-    which = torch.clamp(torch.bucketize(predicted, edges, right=True) - 1, 0, n_bins - 1)  # (N,)
-    rows = {"predicted": [], "empirical": [], "count": []}
-    for b in range(n_bins):
-        inside = which == b
-        if int(inside.sum()) == 0:
-            continue
-        rows["predicted"].append(float(predicted[inside].mean()))
-        rows["empirical"].append(float(a_won[inside].mean()))
-        rows["count"].append(int(inside.sum()))
-    return {k: np.array(v) for k, v in rows.items()}
+    return _bin_means(predicted, n_bins, {"predicted": predicted, "empirical": a_won}, with_count=True)
 
 
 def calibration_margins(world: PreferenceWorld, proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, n_bins: int = 5) -> Dict[str, np.ndarray]:
@@ -156,21 +146,32 @@ def calibration_margins(world: PreferenceWorld, proxy: torch.Tensor, chosen: tor
 
     A proxy margin below the gold margin makes the bin under-confident, above it over-confident.
     """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     margin = proxy[chosen] - proxy[rejected]  # (N,)
     sign = torch.where(margin >= 0, 1.0, -1.0)  # (N,) orient each pair toward the proxy's favourite
     predicted = torch.sigmoid(margin.abs())  # (N,) P(the proxy's favourite wins)
     gold_margin = (world.gold_reward[chosen] - world.gold_reward[rejected]) * sign  # (N,)
     length_gap = (world.length[chosen] - world.length[rejected]).abs()  # (N,)
+    return _bin_means(predicted, n_bins, {"proxy_margin": margin.abs(), "gold_margin": gold_margin, "length_gap": length_gap})
+
+
+def _bin_means(predicted: torch.Tensor, n_bins: int, values: Dict[str, torch.Tensor], with_count: bool = False) -> Dict[str, np.ndarray]:
+    """Bin the pairs by ``predicted`` (N,) in [0.5, 1] into ``n_bins`` equal bins; per non-empty bin, the mean
+    of each (N,) tensor in ``values`` (and the bin's number of pairs as "count" when ``with_count``)."""
     edges = torch.linspace(0.5, 1.0, n_bins + 1)
-    which = torch.clamp(torch.bucketize(predicted, edges, right=True) - 1, 0, n_bins - 1)  # (N,)
-    rows = {"proxy_margin": [], "gold_margin": [], "length_gap": []}
+    which = torch.clamp(torch.bucketize(predicted, edges, right=True) - 1, 0, n_bins - 1)  # (N,) bin of each pair
+    rows: Dict[str, list] = {k: [] for k in values}
+    if with_count:
+        rows["count"] = []
     for b in range(n_bins):
-        inside = which == b
+        inside = which == b  # (N,)
         if int(inside.sum()) == 0:
             continue
-        rows["proxy_margin"].append(float(margin.abs()[inside].mean()))
-        rows["gold_margin"].append(float(gold_margin[inside].mean()))
-        rows["length_gap"].append(float(length_gap[inside].mean()))
+        for k, v in values.items():
+            rows[k].append(float(v[inside].mean()))
+        if with_count:
+            rows["count"].append(int(inside.sum()))
     return {k: np.array(v) for k, v in rows.items()}
 
 

@@ -38,8 +38,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from course_kit.runtime import progress
-from course_kit.worlds.preference_world import PreferenceWorld, check_pairs
+from course_kit.runtime import check_seed, progress
+from course_kit.worlds.preference_world import PreferenceWorld, check_number, check_pairs
 
 
 # ----------------------------------------------------------------------------- the likelihood
@@ -96,6 +96,17 @@ def pair_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- exact fits (Newton)
 
 
+def _check_features(features: torch.Tensor) -> torch.Tensor:
+    """A finite, non-empty (K, d) tensor of response features; integers are read as float32."""
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"features must be a torch.Tensor of shape (K, d), got {type(features).__name__}")
+    if features.dim() != 2 or features.numel() == 0:
+        raise ValueError(f"features must be a non-empty (K, d) tensor, got shape {tuple(features.shape)}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features must be finite (no NaN or inf)")
+    return features if features.dtype.is_floating_point else features.float()
+
+
 def fit_linear_bradley_terry(
     features: torch.Tensor,
     chosen: torch.Tensor,
@@ -116,13 +127,9 @@ def fit_linear_bradley_terry(
     search so every step lowers J. float64 inside (a tight optimum), float32 out. An owner without
     pairs gets phi = 0. ``features`` (K, d); ``chosen``/``rejected`` (N,) response indices.
     """
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.numel() == 0:
-        raise ValueError(f"features must be a non-empty (K, d) tensor, got {getattr(features, 'shape', type(features).__name__)}")
-    if not bool(torch.isfinite(features).all()):
-        raise ValueError("features must be finite (no NaN or inf)")
+    features = _check_features(features)  # (K, d)
     chosen, rejected = check_pairs(chosen, rejected, features.shape[0])
-    if not (l2 > 0 and l2 < float("inf")):
-        raise ValueError(f"l2 must be a finite number > 0 (it makes the Newton system solvable), got {l2}")
+    l2 = check_number(l2, "l2 (the ridge that makes the Newton system solvable)")
     if owner is None:
         owner = torch.zeros_like(chosen)
     elif owner.shape != chosen.shape or bool((owner < 0).any()) or bool((owner >= n_owners).any()):
@@ -223,8 +230,7 @@ class RewardTrainingConfig:
             raise ValueError(f"RewardTrainingConfig.lr must be a finite number > 0, got {self.lr!r}")
         if not (self.weight_decay >= 0 and self.weight_decay < float("inf")):
             raise ValueError(f"RewardTrainingConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"RewardTrainingConfig.seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "RewardTrainingConfig.seed")
 
 
 def train_reward_model(
@@ -242,10 +248,9 @@ def train_reward_model(
     Returns the model and a history dict: "loss" per step, and "eval_step" / "eval_accuracy".
     """
     config = config or RewardTrainingConfig()
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.numel() == 0:
-        raise ValueError(f"features must be a non-empty (K, d) tensor, got {getattr(features, 'shape', type(features).__name__)}")
-    if not torch.isfinite(features).all():
-        raise ValueError("features must be finite (no NaN or inf)")
+    if not isinstance(config, RewardTrainingConfig):
+        raise TypeError(f"config must be a RewardTrainingConfig, got {type(config).__name__}")
+    features = _check_features(features)  # (K, d)
     K, d = features.shape
     chosen, rejected = check_pairs(chosen, rejected, K)
     if eval_pairs is not None:

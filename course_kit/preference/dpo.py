@@ -26,36 +26,31 @@ The parity test in ``tests/test_dpo.py`` checks this loss against TRL's ``DPOTra
 
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 
+from course_kit.worlds.preference_world import check_number
+
 
 def _check_beta(beta) -> float:
-    if isinstance(beta, bool):
-        raise TypeError("beta must be a number > 0, got a bool")
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise TypeError(f"beta must be a number > 0, got {type(beta).__name__}") from None
-    if not (0.0 < beta < math.inf):
-        raise ValueError(f"beta must be a finite number > 0 (the KL coefficient), got {beta!r}")
-    return beta
+    return check_number(beta, "beta (the KL coefficient)")
 
 
 def _check_logps(**tensors: torch.Tensor) -> None:
-    shape = None
+    first, shape = None, None
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of summed log-probabilities, got {type(t).__name__}")
         if t.ndim != 1 or t.numel() == 0:
             raise ValueError(f"{name} must be a non-empty 1-D tensor (B,), got shape {tuple(t.shape)}")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor of log-probabilities, got dtype {t.dtype}")
         if shape is not None and t.shape != shape:
             raise ValueError(f"all log-prob tensors must have the same shape (B,); {name} has {tuple(t.shape)}, "
-                             f"the first had {tuple(shape)}")
-        shape = t.shape
+                             f"{first} has {tuple(shape)}")
+        first, shape = name, t.shape
         if not torch.isfinite(t).all():
             raise ValueError(f"{name} has NaN or infinite entries; log-probabilities must be finite")
 

@@ -33,7 +33,9 @@ from typing import Dict, Literal, Optional, Tuple
 
 import torch
 
+from course_kit.runtime import check_seed
 from course_kit.worlds import preference_world as pw
+from course_kit.preference.bradley_terry import bradley_terry_mle
 from course_kit.preference.dpo import dpo_loss
 
 
@@ -59,25 +61,16 @@ class ExactDPOConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 1, got {value!r}")
         for name in ("seed", "world_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"ExactDPOConfig.{name} must be an integer >= 0, got {value!r}")
+            check_seed(getattr(self, name), f"ExactDPOConfig.{name}")
 
 
 def _check_inputs(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """Validate a reference distribution (K,) and index pairs (N,), (N,) into it."""
-    if not isinstance(ref_probs, torch.Tensor) or ref_probs.ndim != 1 or ref_probs.numel() < 2:
-        raise ValueError("ref_probs must be a 1-D tensor of K >= 2 probabilities")
-    if not torch.isfinite(ref_probs).all() or (ref_probs <= 0).any() or abs(float(ref_probs.sum()) - 1.0) > 1e-4:
-        raise ValueError("ref_probs must be positive, finite and sum to 1")
-    for name, t in (("chosen", chosen), ("rejected", rejected)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.numel() == 0 or t.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"{name} must be a non-empty 1-D integer tensor of response indices, got {t!r:.80}")
-        if (t < 0).any() or (t >= ref_probs.numel()).any():
-            raise ValueError(f"{name} has indices outside 0..{ref_probs.numel() - 1}")
-    if chosen.shape != rejected.shape:
-        raise ValueError(f"chosen {tuple(chosen.shape)} and rejected {tuple(rejected.shape)} must have the same shape")
-    return ref_probs.float(), chosen.long(), rejected.long()
+    """Validate a reference distribution (K,) and index pairs (N,), (N,) into it (the worlds' public checkers)."""
+    ref_probs = pw.check_probs(ref_probs, "ref_probs")  # (K,) float32
+    if ref_probs.numel() < 2 or bool((ref_probs <= 0).any()):
+        raise ValueError(f"ref_probs must hold K >= 2 positive probabilities (log pi_ref is used), got {ref_probs.tolist()!r:.80}")
+    chosen, rejected = pw.check_pairs(chosen, rejected, ref_probs.numel())  # (N,), (N,) int64
+    return ref_probs, chosen, rejected
 
 
 def fit_dpo_softmax(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, beta: float,
@@ -87,7 +80,7 @@ def fit_dpo_softmax(ref_probs: torch.Tensor, chosen: torch.Tensor, rejected: tor
     log pi_theta(y) - log pi_theta(y') = theta_y - theta_y' (the normaliser cancels), so the loss is a
     convex logistic loss in theta; responses that never appear in a pair keep theta = log pi_ref.
     ``l2`` adds (l2/2) ||s - mean(s)||^2 on the implicit rewards s = beta (theta - log pi_ref), the
-    ridge of ``preference_world.bradley_terry_mle`` (0 = plain DPO; the tests use it to match the MLE).
+    ridge of ``bradley_terry.bradley_terry_mle`` (0 = plain DPO; the tests use it to match the MLE).
     """
     ref_probs, chosen, rejected = _check_inputs(ref_probs, chosen, rejected)
     log_ref = torch.log(ref_probs).double()  # (K,)
@@ -167,7 +160,7 @@ def exact_dpo(cfg: Optional[ExactDPOConfig] = None) -> Dict[str, object]:
         chosen, rejected = deterministic_labels(world.gold_reward, chosen, rejected)
     policy = fit_dpo_softmax(ref, chosen, rejected, cfg.beta, cfg.max_iter)  # (K,)
     optimum = pw.kl_regularized_optimum(ref, world.gold_reward, cfg.beta)  # (K,)
-    mle = pw.bradley_terry_mle(world.n_responses, chosen, rejected)  # (K,)
+    mle = bradley_terry_mle(world.n_responses, chosen, rejected)  # (K,)
     optimum_mle = pw.kl_regularized_optimum(ref, mle, cfg.beta)  # (K,)
     return {
         "world": world, "ref": ref, "dpo": policy, "optimum": optimum, "optimum_mle": optimum_mle,

@@ -14,18 +14,14 @@ Two trainers, same loss (``course_kit.preference.dpo.dpo_loss``, Rafailov et al.
 - ``train_dpo_trl``: TRL's ``DPOTrainer`` (loss_type "sigmoid") on the same pairs, with the
   reference passed explicitly (``ref_model=``: with a model object and no reference TRL tries to rebuild
   one from the hub). TRL's trainers send usage telemetry to the Hugging Face hub from a background
-  thread; this module turns it off (``HF_HUB_DISABLE_TELEMETRY=1``) before TRL is imported and again
-  when a trainer is built, so a DPO run never opens a socket.
+  thread; ``import course_kit`` turns it off (``HF_HUB_DISABLE_TELEMETRY=1``) before TRL is imported and
+  ``runtime.disable_hub_telemetry`` again when a trainer is built, so a DPO run never opens a socket.
 
 ``policy_kl`` estimates KL(pi_theta || pi_ref) on the evaluation prompts by sampling from the policy
 (sequence level: mean of log pi_theta(y|x) - log pi_ref(y|x)), for the beta trade-off plot.
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before TRL / huggingface_hub read it (module doc)
 
 import contextlib
 import copy
@@ -40,7 +36,7 @@ import torch
 
 from course_kit.worlds import scene_lm as lm
 from course_kit.preference.dpo import dpo_gradient_weight, dpo_loss
-from course_kit.runtime import progress
+from course_kit.runtime import check_seed, disable_hub_telemetry, progress
 
 
 @dataclass
@@ -58,10 +54,11 @@ class DPOTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                 raise ValueError(f"DPOTrainConfig.{name} must be a finite number > 0, got {value!r}")
-        for name, low in (("n_steps", 1), ("batch_size", 1), ("seed", 0)):
+        for name in ("n_steps", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"DPOTrainConfig.{name} must be an integer >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DPOTrainConfig.{name} must be an integer >= 1, got {value!r}")
+        check_seed(self.seed, "DPOTrainConfig.seed")
 
 
 @contextlib.contextmanager
@@ -71,14 +68,6 @@ def quiet_trl_deprecations():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*`?(is_)?gradient_checkpointing`? is deprecated", category=FutureWarning)
         yield
-
-
-def disable_hub_telemetry() -> None:
-    """Turn the Hugging Face hub's usage telemetry off, also when huggingface_hub was imported before us."""
-    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    import huggingface_hub.constants
-
-    huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 def _columns(pairs) -> tuple:

@@ -43,8 +43,8 @@ starts from a random assignment instead. ``n_init`` restarts keep the run with t
 Scores against the true groups (which EM never sees): ``cluster_purity`` and
 ``adjusted_rand_index`` (checked against scikit-learn's ``adjusted_rand_score`` in the tests).
 
-Note: ``fit_linear_rewards`` is a Newton Bradley-Terry fitter (one ridge-logistic problem per
-owner); its loss is ``bradley_terry.bradley_terry_loss``, the course's one BT loss.
+Note: ``fit_linear_rewards`` is ``bradley_terry.fit_linear_bradley_terry`` with one owner per
+cluster (or user); the E-step's loss is ``bradley_terry.bradley_terry_loss``, the course's one BT loss.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ from typing import Dict, List, Literal, Optional
 
 import torch
 
-from course_kit.preference.bradley_terry import bradley_terry_loss
+from course_kit.runtime import check_seed
+from course_kit.preference.bradley_terry import bradley_terry_loss, fit_linear_bradley_terry
 
 INITS = ("kmeans++", "random")  # the allowed values of EMConfig.init
 
@@ -79,7 +80,7 @@ class EMConfig:  # frozen: hashable, so results can be cached per config
         _int_at_least("n_clusters", self.n_clusters, 1)
         _int_at_least("n_iterations", self.n_iterations, 1)
         _int_at_least("n_init", self.n_init, 1)
-        _int_at_least("seed", self.seed, 0)
+        check_seed(self.seed, "EMConfig.seed")
         _int_at_least("n_newton_steps", self.n_newton_steps, 1)
         if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not (math.isfinite(self.l2) and self.l2 > 0):
             raise ValueError(f"l2 must be a finite number > 0 (a user with few labels is separable without it), got {self.l2!r}")
@@ -174,7 +175,9 @@ def responsibilities(log_likelihood: torch.Tensor, log_eta: torch.Tensor) -> tor
     slides' per-pair mixture); log_eta are the log mixture weights log eta(u). Rows sum to 1.
     """
     log_likelihood = check_log_likelihood(log_likelihood)
-    if not isinstance(log_eta, torch.Tensor) or log_eta.shape != (log_likelihood.shape[1],):
+    if not isinstance(log_eta, torch.Tensor):
+        raise TypeError(f"log_eta must be a torch.Tensor of shape (C,), got {type(log_eta).__name__}")
+    if log_eta.shape != (log_likelihood.shape[1],):
         raise ValueError(f"log_eta must be a (C,) tensor with C = {log_likelihood.shape[1]}, got {getattr(log_eta, 'shape', type(log_eta).__name__)}")
     if bool(torch.isnan(log_eta).any()) or not bool((log_eta < float("inf")).all()):
         raise ValueError("log_eta must be log-probabilities (no NaN or +inf)")
@@ -203,39 +206,12 @@ def fit_linear_rewards(
     """Fit one linear Bradley-Terry reward per owner (cluster or user); return weights (n_owners, d).
 
     Minimises J(phi) = sum_o [ sum_{i: owner_i = o} -log sigmoid(phi_o . (f(y_c,i) - f(y_r,i))) + (l2/2) ||phi_o||^2 ],
-    a sum of independent ridge-logistic problems, all at once by Newton's method: the gradient is
-    autograd's through ``reward.bradley_terry_loss``, the (block-diagonal) Hessian is the logistic
-    one, sum_i p_i (1 - p_i) z_i z_i^T + l2 I per owner, and a backtracking line search on J keeps
-    every step a descent step. float64 gives a tight optimum (so that EM's objective provably never
-    rises); the result is float32. An owner without pairs gets phi = 0.
+    a sum of independent ridge-logistic problems, by the course's one Newton BT fitter,
+    ``bradley_terry.fit_linear_bradley_terry`` (float64 inside, so that EM's objective provably never
+    rises; float32 out). An owner without pairs gets phi = 0.
     """
-    d = features.shape[1]
-    feats = features.double()  # (K, d)
-    z = feats[chosen] - feats[rejected]  # (N, d) only reward differences matter in Bradley-Terry
-    n = chosen.shape[0]
-    eye = torch.eye(d, dtype=torch.float64, device=feats.device)  # (d, d)
-    w = torch.zeros(n_owners, d, dtype=torch.float64, device=feats.device) if init is None else init.double().clone()  # (O, d)
-
-    def objective(weights: torch.Tensor) -> torch.Tensor:
-        margin = (z * weights[owner]).sum(dim=1)  # (N,) r(y_c) - r(y_r) under each pair's owner
-        return bradley_terry_loss(margin, torch.zeros_like(margin)) * n + 0.5 * l2 * (weights**2).sum()
-
-    for _ in range(max_iter):
-        w_ = w.clone().requires_grad_(True)
-        value = objective(w_)  # J(w), with a graph for the gradient
-        (grad,) = torch.autograd.grad(value, w_)  # (O, d)
-        p = torch.sigmoid((z * w[owner]).sum(dim=1))  # (N,) model probability of each label
-        outer = (p * (1 - p))[:, None, None] * z[:, :, None] * z[:, None, :]  # (N, d, d)
-        hess = torch.zeros(n_owners, d, d, dtype=torch.float64, device=feats.device).index_add_(0, owner, outer) + l2 * eye  # (O, d, d)
-        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)  # (O, d) Newton direction
-        decrease = float((grad * step).sum())  # > 0: J falls along -step to first order
-        t = 1.0
-        while float(objective(w - t * step)) > float(value.detach()) - 1e-4 * t * decrease and t > 1e-8:
-            t *= 0.5  # Armijo backtracking
-        w = w - t * step
-        if float((t * step).abs().max()) < tol:
-            break
-    return w.float()  # (n_owners, d)
+    return fit_linear_bradley_terry(features, chosen, rejected, l2, owner=owner, n_owners=n_owners, init=init,
+                                    max_iter=max_iter, tol=tol)  # (n_owners, d)
 
 
 def m_step(
@@ -417,11 +393,16 @@ def fit_single_reward(features: torch.Tensor, chosen: torch.Tensor, rejected: to
 
 
 def _check_labels(pred: torch.Tensor, true: torch.Tensor):
-    pred, true = torch.as_tensor(pred).long().flatten(), torch.as_tensor(true).long().flatten()
+    for name, x in (("pred", pred), ("true", true)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of integer labels, got {type(x).__name__}")
+        if x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer labels, got dtype {x.dtype}")
+        if x.numel() and bool((x < 0).any()):
+            raise ValueError(f"{name} labels must be non-negative integers")
+    pred, true = pred.long().flatten(), true.long().flatten()
     if pred.shape != true.shape or pred.numel() == 0:
         raise ValueError(f"pred and true must be non-empty and the same length, got {pred.shape[0]} and {true.shape[0]}")
-    if bool((pred < 0).any() | (true < 0).any()):
-        raise ValueError("cluster and group labels must be non-negative integers")
     return pred, true
 
 

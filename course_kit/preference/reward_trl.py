@@ -19,7 +19,7 @@ For Lab 03's PPO, the trained model is saved in ``data/scene_reward_model`` by
     model, tokenizer = load_scene_reward_model()          # eval mode, offline
     rewards = score(model, tokenizer, prompts, responses)  # (B,) one scalar per (prompt, response)
 
-Offline by default: importing this module sets ``HF_HUB_DISABLE_TELEMETRY=1`` and (unless the caller
+Offline by default: ``import course_kit`` sets ``HF_HUB_DISABLE_TELEMETRY=1``, this module (unless the caller
 set it) ``HF_HUB_OFFLINE=1`` before TRL or transformers are imported, so TRL's trainers do not send
 their usage telemetry and nothing tries to reach the model hub (everything here is built locally).
 """
@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import os
 
-# Before TRL / transformers / huggingface_hub are imported: no telemetry, no hub (setdefault keeps a caller's choice).
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Before TRL / transformers / huggingface_hub are imported: no hub (setdefault keeps a caller's choice);
+# telemetry is off from ``import course_kit`` on (``runtime.disable_hub_telemetry``).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import json  # noqa: E402
-import sys  # noqa: E402
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,8 +40,9 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 import torch  # noqa: E402
 
+from course_kit.checkpoint_io import load_hf_checkpoint  # noqa: E402
 from course_kit.preference.bradley_terry import pair_accuracy  # noqa: E402
-from course_kit.runtime import DATA_DIR, get_device, seed_everything  # noqa: E402
+from course_kit.runtime import DATA_DIR, check_seed, disable_hub_telemetry, get_device, seed_everything  # noqa: E402
 
 DEFAULT_PATH = DATA_DIR / "scene_reward_model"
 
@@ -68,16 +68,7 @@ class SceneRewardConfig:
             raise ValueError(f"SceneRewardConfig.n_embd must be a multiple of n_head, got n_embd={self.n_embd}, n_head={self.n_head}")
         if not (self.lr > 0 and self.lr < float("inf")):
             raise ValueError(f"SceneRewardConfig.lr must be a finite number > 0, got {self.lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"SceneRewardConfig.seed must be an integer >= 0, got {self.seed!r}")
-
-
-def disable_hub_telemetry() -> None:
-    """huggingface_hub reads HF_HUB_DISABLE_TELEMETRY once, at its import: if it was imported before this
-    module (e.g. by ``datasets``), switch its flag off too, so that TRL's ``send_telemetry`` sends nothing."""
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None and os.environ.get("HF_HUB_DISABLE_TELEMETRY", "").upper() in ("1", "ON", "YES", "TRUE"):
-        constants.HF_HUB_DISABLE_TELEMETRY = True
+        check_seed(self.seed, "SceneRewardConfig.seed")
 
 
 def make_reward_model(tokenizer, cfg: Optional[SceneRewardConfig] = None):
@@ -158,13 +149,11 @@ def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardCon
     from trl import RewardConfig, RewardTrainer
 
     from course_kit.runtime import progress_enabled
+    from course_kit.worlds.scene_lm import quiet_hf_progress
 
     cfg = cfg or SceneRewardConfig()
     disable_hub_telemetry()
-    if not progress_enabled():
-        import datasets
-
-        datasets.disable_progress_bars()
+    quiet_hf_progress()
     train_dataset = tokenize_pairs(train_dataset, tokenizer)
     with tempfile.TemporaryDirectory() as tmp:
         args = RewardConfig(
@@ -220,12 +209,14 @@ def build_checkpoint(out_dir: Path, cfg: Optional[SceneRewardConfig] = None) -> 
 
 
 def load_scene_reward_model(path: Optional[Path] = None, device=None):
-    """Load ``(model, tokenizer)`` of the scene reward model (default ``data/scene_reward_model``), offline, eval mode."""
-    from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
+    """Load ``(model, tokenizer)`` of the scene reward model (default ``data/scene_reward_model``), offline, eval mode.
 
-    path = Path(path) if path is not None else DEFAULT_PATH
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no scene reward model in {path}; build it with `course-kit build-data scene_reward_model`")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    model = GPT2ForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    Strict (``checkpoint_io.load_hf_checkpoint``): a missing file, a config or tokenizer that does not
+    parse, or weights that do not match the config raise naming the file and
+    `course-kit build-data scene_reward_model`; a missing tensor is never silently random.
+    """
+    from transformers import GPT2ForSequenceClassification
+
+    model, tokenizer = load_hf_checkpoint(path if path is not None else DEFAULT_PATH, GPT2ForSequenceClassification,
+                                          "scene_reward_model")
     return model.to(get_device(device) if isinstance(device, (str, type(None))) else device).eval(), tokenizer

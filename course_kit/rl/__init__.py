@@ -38,7 +38,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "beta_sweep": "ppo_hacking",
     "clip_table": "ppo_hacking",
     "clip_vs_beta": "ppo_hacking",
-    "fit_proxy_reward": "ppo_hacking",
     "hacking_summary": "ppo_hacking",
     "optimum_curve": "ppo_hacking",
     "path_vs_family": "ppo_hacking",

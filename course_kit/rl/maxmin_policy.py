@@ -35,29 +35,28 @@ groups' *gold* rewards, never with the learned ones.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from course_kit.rl.ppo import BanditPPO, PPOConfig
-from course_kit.worlds.preference_world import kl_divergence
+from course_kit.worlds.preference_world import check_number, check_vector, kl_divergence
 from course_kit.runtime import progress
 
 
 # ----------------------------------------------------------------------------- utilities
 
 
-def _check_rewards(rewards: torch.Tensor, n_responses: int) -> torch.Tensor:
+def _check_rewards(rewards: torch.Tensor, n_responses: int, name: str = "rewards") -> torch.Tensor:
     if not isinstance(rewards, torch.Tensor):
-        raise TypeError(f"rewards must be a torch.Tensor of shape (C, K), got {type(rewards).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape (C, K), got {type(rewards).__name__}")
     if rewards.dim() == 1:
         rewards = rewards[None]
     if rewards.dim() != 2 or rewards.shape[1] != n_responses or rewards.shape[0] < 1:
-        raise ValueError(f"rewards must have shape (C, K) with K = {n_responses}, got {tuple(rewards.shape)}")
+        raise ValueError(f"{name} must have shape (C, K) with K = {n_responses}, got {tuple(rewards.shape)}")
     if not torch.isfinite(rewards).all():
-        raise ValueError("rewards must be finite (no NaN or inf)")
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
     return rewards.float()
 
 
@@ -76,19 +75,12 @@ def check_probs(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
 
 def check_beta(beta: float) -> float:
     """The KL weight of objective (1): a finite number > 0."""
-    if isinstance(beta, torch.Tensor) and beta.numel() == 1:
-        beta = float(beta)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0 (with beta = 0 the max-min policy is not unique), got {beta!r}")
-    return float(beta)
+    return check_number(beta, "beta (with beta = 0 the max-min policy is not unique)")
 
 
 def worst_group(utilities: torch.Tensor) -> int:
     """Line 6 of Algorithm 1: the index of the cluster with the lowest utility (ties: the lowest index); (C,) -> int."""
-    if not isinstance(utilities, torch.Tensor) or utilities.dim() != 1 or utilities.numel() == 0:
-        raise ValueError(f"utilities must be a non-empty (C,) tensor, got {getattr(utilities, 'shape', type(utilities).__name__)}")
-    if not bool(torch.isfinite(utilities).all()):
-        raise ValueError("utilities must be finite (no NaN or inf)")
+    utilities = check_vector(utilities, "utilities")  # (C,) finite
     return int(torch.argmin(utilities))  # torch.argmin returns the first minimum
 
 
@@ -240,8 +232,8 @@ def maxmin_policy_iteration(
     if not bool(torch.isfinite(ref_logits).all()):
         raise ValueError("ref_logits must be finite (no NaN or inf)")
     ref_probs = torch.softmax(ref_logits.float(), dim=-1)  # (K,)
-    rewards = centre_rewards(cluster_rewards, ref_probs)  # (C, K)
-    gold = None if group_rewards is None else _check_rewards(group_rewards, ref_probs.shape[0])
+    rewards = centre_rewards(_check_rewards(cluster_rewards, ref_probs.shape[0], "cluster_rewards"), ref_probs)  # (C, K)
+    gold = None if group_rewards is None else _check_rewards(group_rewards, ref_probs.shape[0], "group_rewards")
     trainer = BanditPPO(ref_logits, config, init_logits)
     history: Dict[str, List] = {"utility": [], "worst": [], "gain": [], "kl": [], "objective": [], "gold_utility": []}
 

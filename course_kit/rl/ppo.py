@@ -55,7 +55,8 @@ from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 
 import torch
 
-from course_kit.runtime import progress
+from course_kit.runtime import check_seed, progress
+from course_kit.worlds.preference_world import check_number
 
 KLEstimator = Literal["k1", "k3"]
 KL_ESTIMATORS = get_args(KLEstimator)  # ("k1", "k3")
@@ -67,8 +68,13 @@ RewardLike = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 # Per-sample KL estimators (Schulman 2020). Samples y ~ pi; both take log-probs of those samples.
 # --------------------------------------------------------------------------------------------
 def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        raise TypeError(f"{name_a} and {name_b} must be torch.Tensors, got {type(a).__name__} and {type(b).__name__}")
+    """Two finite floating-point tensors of one shape (log-probs, advantages, a mask); a clear error otherwise."""
+    for name, x in ((name_a, a), (name_b, b)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        check_finite(name, x)
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -114,8 +120,9 @@ def ppo_clipped_loss(
     """
     _check_same_shape("logp_new", logp_new, "logp_old", logp_old)
     _check_same_shape("logp_new", logp_new, "advantages", advantages)
-    if not clip_range > 0:
-        raise ValueError(f"clip_range must be > 0 (typically 0.1-0.3), got {clip_range}")
+    if logp_new.numel() == 0:
+        raise ValueError("logp_new, logp_old and advantages must be non-empty (a batch of samples)")
+    clip_range = check_number(clip_range, "clip_range (typically 0.1-0.3)")
     if mask is None:
         mask = torch.ones_like(logp_new)
     _check_same_shape("logp_new", logp_new, "mask", mask)
@@ -163,8 +170,7 @@ def validate_ppo_fields(config, int_fields: Sequence[str]) -> None:
     if config.batch_size % config.n_minibatches:
         raise ValueError(f"{type(config).__name__}.batch_size ({config.batch_size}) must be divisible by "
                          f"n_minibatches ({config.n_minibatches})")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
-        raise ValueError(f"{type(config).__name__}.seed = {config.seed!r} is not allowed: it must be an integer in [0, 2**63)")
+    check_seed(config.seed, f"{type(config).__name__}.seed")
 
 
 def check_finite(name: str, values: torch.Tensor, what: str = "") -> None:
@@ -233,7 +239,9 @@ class BanditPPO:
     def __init__(self, ref_logits: torch.Tensor, config: PPOConfig, init_logits: Optional[torch.Tensor] = None):
         if not isinstance(config, PPOConfig):
             raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
-        if not isinstance(ref_logits, torch.Tensor) or ref_logits.dim() != 1 or ref_logits.numel() < 2:
+        if not isinstance(ref_logits, torch.Tensor):
+            raise TypeError(f"ref_logits must be a torch.Tensor of K >= 2 logits, got {type(ref_logits).__name__}")
+        if ref_logits.dim() != 1 or ref_logits.numel() < 2:
             raise ValueError(f"ref_logits must be a 1-D tensor of K >= 2 logits, got {getattr(ref_logits, 'shape', ref_logits)!r}")
         check_finite("ref_logits", ref_logits)
         start = ref_logits if init_logits is None else init_logits

@@ -37,18 +37,6 @@ import torch
 
 from course_kit.rl.ppo import PPOConfig, train_ppo_bandit
 from course_kit.worlds.preference_world import PreferenceWorld, kl_divergence, kl_regularized_optimum, total_variation
-from course_kit.preference.bradley_terry import RewardTrainingConfig, train_reward_model
-
-
-def fit_proxy_reward(world: PreferenceWorld, n_pairs: int = 2000, seed: int = 0,
-                     config: Optional[RewardTrainingConfig] = None) -> torch.Tensor:
-    """Fit the linear Bradley-Terry reward model on ``n_pairs`` gold-labelled pairs from pi_ref; return its (K,) rewards."""
-    generator = torch.Generator().manual_seed(seed)
-    chosen, rejected = world.sample_pairs(n_pairs, generator)  # (N,), (N,)
-    config = config or RewardTrainingConfig(seed=seed, show_progress=False)
-    model, _ = train_reward_model(world.features, chosen, rejected, config)
-    with torch.no_grad():
-        return model(world.features).detach()  # (K,)
 
 
 def prealigned_world(world: PreferenceWorld, beta_dpo: float) -> PreferenceWorld:

@@ -95,7 +95,7 @@ def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]], before: Dict[str
     axes[1].legend()
 
 
-def plot_training(ax, history: Dict[str, Sequence[float]], label: str = "ours") -> None:
+def plot_dpo_training(ax, history: Dict[str, Sequence[float]], label: str = "ours") -> None:
     """DPO loss and mean gradient weight per step of our loop."""
     steps = range(1, len(history["loss"]) + 1)
     ax.plot(steps, history["loss"], color=ACCENT, label=f"loss ({label})")

@@ -106,7 +106,7 @@ def plot_world(world: PreferenceWorld):
     return fig, ax
 
 
-def plot_training(history: Dict[str, list]):
+def plot_reward_training(history: Dict[str, list]):
     """The trainer's loss per step and the held-out pair accuracy at the evaluation steps."""
     fig, axes = new_figure(ncols=2)
     axes[0].plot(np.arange(1, len(history["loss"]) + 1), history["loss"], color=ACCENT)

@@ -48,10 +48,14 @@ Exact references
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
+
+from course_kit.runtime import check_seed
 
 
 @dataclass
@@ -69,8 +73,9 @@ class PreferenceWorldConfig:
     ref_logit_noise: float = 0.5  # std of pi_ref's logits over the short/medium responses
 
     def __post_init__(self) -> None:
-        if self.n_responses < 3:
-            raise ValueError(f"n_responses must be >= 3, got {self.n_responses}")
+        check_seed(self.seed, "PreferenceWorldConfig.seed")  # the one documented seed range of every lab
+        if isinstance(self.n_responses, bool) or not isinstance(self.n_responses, int) or self.n_responses < 3:
+            raise ValueError(f"PreferenceWorldConfig.n_responses must be an integer >= 3, got {self.n_responses!r}")
         if not 0 <= self.n_long < self.n_responses - 1:
             raise ValueError(f"n_long must be in [0, n_responses - 2], got {self.n_long} (n_responses={self.n_responses})")
         if self.n_content < 1:
@@ -131,7 +136,7 @@ class PreferenceWorld:
             raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}")
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        if not 0.0 <= float(label_noise) <= 0.5:
+        if not check_number(label_noise, "label_noise", 0.0, strict=False) <= 0.5:
             raise ValueError(f"label_noise must be in [0, 0.5] (0.5 = random labels), got {label_noise}")
         K = self.n_responses
         reward = self.gold_reward if reward is None else check_vector(reward, "reward", K)
@@ -194,14 +199,7 @@ def make_world(config: PreferenceWorldConfig = PreferenceWorldConfig()) -> Prefe
 
 def kl_regularized_optimum(ref_probs: torch.Tensor, reward: torch.Tensor, beta: float) -> torch.Tensor:
     """pi*(y) = pi_ref(y) exp(r(y) / beta) / Z, the maximiser of E_p[r] - beta KL(p || pi_ref); shape (K,)."""
-    if isinstance(beta, bool):
-        raise TypeError("beta must be a number > 0, got a bool")
-    try:
-        beta = float(beta)  # accepts Python, NumPy and 0-d torch numbers
-    except (TypeError, ValueError):
-        raise TypeError(f"beta must be a number > 0, got {type(beta).__name__}") from None
-    if not (beta > 0 and beta < float("inf")):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    beta = check_number(beta, "beta")
     ref_probs = check_probs(ref_probs, "ref_probs")
     reward = check_vector(reward, "reward", ref_probs.shape[0])
     logits = torch.log(ref_probs) + reward / beta  # (K,) -inf where pi_ref is 0
@@ -226,6 +224,20 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- input checks
+
+
+def check_number(value, name: str, low: float = 0.0, strict: bool = True) -> float:
+    """A finite real number > ``low`` (>= ``low`` when not ``strict``) as a float: TypeError for a non-number
+    (str, bool, None, a tensor of several entries), ValueError naming ``name`` and the allowed range otherwise.
+    Accepts Python and NumPy numbers and 0-d (or one-entry) tensors."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not (math.isfinite(value) and (value > low if strict else value >= low)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
+    return value
 
 
 def check_vector(x: torch.Tensor, name: str, length: Optional[int] = None) -> torch.Tensor:
@@ -263,20 +275,3 @@ def check_pairs(chosen: torch.Tensor, rejected: torch.Tensor, n_responses: int) 
     if chosen.shape != rejected.shape:
         raise ValueError(f"chosen and rejected must have the same length, got {chosen.shape[0]} and {rejected.shape[0]}")
     return chosen.long(), rejected.long()
-
-
-# Private spellings kept for the modules that still use them (``preference/dpo_exact.py``); use the public names.
-_check_vector, _check_probs, _check_pairs = check_vector, check_probs, check_pairs
-
-
-def __getattr__(name: str):
-    """``bradley_terry_mle`` moved to ``course_kit.preference.bradley_terry`` (the one home of the BT fits).
-
-    Kept readable here, resolved lazily (a world never imports the preference package at import time),
-    until every caller imports it from its home.
-    """
-    if name == "bradley_terry_mle":
-        import importlib
-
-        return importlib.import_module("course_kit.preference.bradley_terry").bradley_terry_mle
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

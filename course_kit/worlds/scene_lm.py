@@ -42,15 +42,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from course_kit.worlds import scene_world as sw
-from course_kit.runtime import DATA_DIR, get_device, progress, progress_enabled, seed_everything
+from course_kit.checkpoint_io import CheckpointError, check_weights, load_hf_checkpoint, rebuild_command  # noqa: F401 (CheckpointError: worlds' export)
+from course_kit.runtime import DATA_DIR, check_seed, get_device, progress, progress_enabled, seed_everything
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 DEFAULT_PATH = DATA_DIR / "scene_lm"
-REBUILD = "course-kit build-data scene_lm"  # the command that rebuilds DEFAULT_PATH
-
-
-class CheckpointError(ValueError):
-    """A scene-LM checkpoint that is missing, incomplete, mismatched or unreadable (names the file and the fix)."""
+REBUILD = rebuild_command("scene_lm")  # the command that rebuilds DEFAULT_PATH
 
 
 def _check_positive_ints(owner: str, config, names: Sequence[str]) -> None:
@@ -92,8 +89,7 @@ class SFTConfig:
             raise ValueError(f"SFTConfig.lr must be a finite number > 0, got {self.lr!r}")
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or not 0 <= self.weight_decay < float("inf"):
             raise ValueError(f"SFTConfig.weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"SFTConfig.seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "SFTConfig.seed")
 
 
 def build_tokenizer():
@@ -345,39 +341,16 @@ def quiet_hf_progress() -> None:
         datasets.disable_progress_bars()
 
 
-_quiet_hf_progress = quiet_hf_progress  # the old private name, kept until every caller uses the public one
-
-
-def _checkpoint_error(file: Path, problem: str) -> CheckpointError:
-    return CheckpointError(f"{file}: {problem}; rebuild it with `{REBUILD}`")
-
-
 def check_scene_lm_weights(model, path: Path) -> None:
     """Compare ``model``'s parameters with the tensors stored in ``path/model.safetensors``; raise on any difference.
 
     Every tensor of the model must be in the file with the same shape (tied weights, here the LM head,
     are stored once), and the file must hold nothing else. Raises ``CheckpointError`` naming the file,
-    the keys and the rebuild command.
+    the keys and the rebuild command (``checkpoint_io.check_weights``).
     """
-    from safetensors import safe_open
-
-    file = Path(path) / "model.safetensors"
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as error:  # safetensors raises its own error types for a truncated or garbled file
-        raise _checkpoint_error(file, f"not a readable safetensors file ({type(error).__name__}: {error})") from error
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    tied = {k for k in expected if k not in stored and k == "lm_head.weight"
-            and getattr(model.config, "tie_word_embeddings", False)}
-    missing = sorted(set(expected) - set(stored) - tied)
-    unexpected = sorted(set(stored) - set(expected))
-    mismatched = sorted(f"{k} {stored[k]} in the file, {expected[k]} in the model"
-                        for k in set(stored) & set(expected) if stored[k] != expected[k])
-    problems = [f"{what}: {keys}" for what, keys in (("missing tensors", missing), ("unexpected tensors", unexpected),
-                                                     ("mismatched shapes", mismatched)) if keys]
-    if problems:
-        raise _checkpoint_error(file, "does not match the scene LM's config (" + "; ".join(problems) + ")")
+    tied = ("lm_head.weight",) if getattr(model.config, "tie_word_embeddings", False) else ()
+    check_weights(Path(path) / "model.safetensors", {k: tuple(v.shape) for k, v in model.state_dict().items()},
+                  "scene_lm", tied=tied)
 
 
 def load_scene_lm(path: Optional[Path] = None, device=None):
@@ -385,38 +358,14 @@ def load_scene_lm(path: Optional[Path] = None, device=None):
 
     Strict: a missing file, a config or tokenizer that does not parse, or weights that do not match the
     config (missing, unexpected or mis-shaped tensors) raise ``CheckpointError`` (or FileNotFoundError)
-    naming the file and `course-kit build-data scene_lm`. transformers alone would load a checkpoint
-    with a tensor missing and initialise that tensor at random.
+    naming the file and `course-kit build-data scene_lm` (``checkpoint_io.load_hf_checkpoint``).
+    transformers alone would load a checkpoint with a tensor missing and initialise it at random.
     """
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2LMHeadModel
 
-    path = Path(path) if path is not None else DEFAULT_PATH
     quiet_hf_progress()
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no scene LM checkpoint in {path}; build it with `{REBUILD}`")
-    for name in ("model.safetensors", "tokenizer.json"):
-        if not (path / name).exists():
-            raise FileNotFoundError(f"{path / name} is missing; rebuild it with `{REBUILD}`")
-    try:
-        json.loads((path / "config.json").read_text())
-        config = GPT2Config.from_pretrained(path, local_files_only=True)
-    except Exception as error:
-        raise _checkpoint_error(path / "config.json", f"not a valid GPT-2 config ({type(error).__name__}: {error})") from error
-    try:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    except Exception as error:
-        raise _checkpoint_error(path / "tokenizer.json", f"not a valid tokenizer ({type(error).__name__}: {error})") from error
+    model, tokenizer = load_hf_checkpoint(path if path is not None else DEFAULT_PATH, GPT2LMHeadModel, "scene_lm")
     tokenizer.padding_side = "left"
-    with torch.device("meta"):  # the config's tensor names and shapes, without allocating weights
-        check_scene_lm_weights(GPT2LMHeadModel(config), path)
-    try:
-        model, info = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32,
-                                                      output_loading_info=True)
-    except Exception as error:
-        raise _checkpoint_error(path / "model.safetensors", f"cannot be loaded ({type(error).__name__}: {error})") from error
-    reported = [f"{k}: {sorted(info[k])}" for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]
-    if reported:
-        raise _checkpoint_error(path / "model.safetensors", "transformers reported " + "; ".join(reported))
     return model.to(get_device(device) if isinstance(device, (str, type(None))) else device).eval(), tokenizer
 
 

@@ -36,6 +36,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from course_kit.runtime import check_seed
 from course_kit.worlds.preference_world import PreferenceWorld
 
 GROUP_NAMES: Tuple[str, str] = ("majority", "minority")
@@ -52,10 +53,9 @@ class UserPopulationConfig:
 
     def __post_init__(self):
         users_per_group_for_ratio(self.ratio, self.n_minority_users)  # checks ratio and n_minority_users
-        for name in ("labels_per_user", "seed"):
-            value, minimum = getattr(self, name), (1 if name == "labels_per_user" else 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.labels_per_user, bool) or not isinstance(self.labels_per_user, int) or self.labels_per_user < 1:
+            raise ValueError(f"labels_per_user must be an integer >= 1, got {self.labels_per_user!r}")
+        check_seed(self.seed, "UserPopulationConfig.seed")
         for name in ("length_preference", "content_scale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
