@@ -33,3 +33,19 @@ def test_quick_headline_reports_the_issue_figures():
 def test_bad_option_is_rejected():
     with pytest.raises(ValueError, match="n_seeds"):
         headline(n_seeds=0)
+
+
+def test_proxy_runs_cover_every_skewed_encoder(monkeypatch):
+    import course_kit.experiments.latent as latent
+
+    used = []
+    fake = {"before": {"task_accuracy": 0.8}, "after": {"task_accuracy": 0.7}}
+    monkeypatch.setattr(latent, "gaps_over_seeds", lambda **kw: {"skewed": [{"x": 1.0}], "balanced": [{"x": 1.0}]})
+    monkeypatch.setattr(latent, "load_clip", lambda which, s: (which, s))
+    monkeypatch.setattr(latent, "feature_ablation", lambda model, seed, **kw: {"none": {"routing_gap": float(seed)}})
+    monkeypatch.setattr(latent, "proxy_study", lambda model, seed, *a, **kw: used.append((model, seed)) or fake)
+    figures = latent.headline(quick=False, seed=5, n_seeds=3)
+    assert used == [(("skewed", 0), 5), (("skewed", 1), 6), (("skewed", 2), 7)]
+    assert figures["proxy_encoders"] == ["skewed_seed0", "skewed_seed1", "skewed_seed2"]
+    assert figures["proxy"]["before"]["task_accuracy"] == 0.8 and figures["proxy_sd"]["after"]["task_accuracy"] == 0.0
+    assert figures["ablation"]["none"]["routing_gap"] == 6.0 and figures["ablation_sd"]["none"]["routing_gap"] == 1.0

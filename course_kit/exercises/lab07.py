@@ -7,9 +7,12 @@ Exercises (``check(id, fn)``):
 - ``demographic_parity_difference(y_pred (N,), groups (N,)) -> 0-d Tensor``: the largest minus the
   smallest selection rate over the groups (``course_kit.fairness.metrics``; fairlearn's definition).
 
-Questions (``quiz.ask``), each expected value computed here from the lab's state; predictions
-``lab07.p1`` (the skewed encoder's minority zero-shot accuracy), ``lab07.p2`` (the linear probe after
-erasure) and ``lab07.p3`` (the MLP probe after erasure) are revealed in the lab after the measurement.
+Questions (``quiz.ask``), each expected value computed here from the lab's state and each asked in the
+lab before the printout that shows its answer. Predictions, revealed in the lab after the
+measurement: ``lab07.p1`` (the skewed encoder's minority zero-shot accuracy), ``lab07.p4`` (the
+router's slow-lane rate of undamaged Brand A packages), ``lab07.p5`` (the brand probe when only the
+tape follows the brand), ``lab07.p2`` (the linear probe after erasure) and ``lab07.p3`` (the MLP
+probe after erasure).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def weakest_feature(ablation) -> str:
 
 register_question(Question(
     id="lab07.q1", lab="07", expected=lambda gaps: zero_shot_gap(gaps), tol=0.02,
-    hint="read the skewed encoder's zero-shot accuracy for both styles in the table above",
+    hint="`gaps['skewed']` holds the skewed encoder's zero-shot accuracy for each style (means over seeds)",
 ))
 register_question(Question(
     id="lab07.q2", lab="07", expected=lambda before: before["equalized_odds_difference"], tol=0.01,
@@ -89,9 +92,10 @@ register_question(Question(
 ))
 register_question(Question(
     id="lab07.q3", lab="07", expected=lambda ablation: weakest_feature(ablation), choices=("colour", "tape", "shape"),
-    hint="look at the rows where a single feature follows the brand, and at the routing gap, not the probe",
+    hint="compare the three worlds of `ablation` where a single feature follows the brand, by the routing gap "
+         "(not the probe)",
 ))
 register_question(Question(
     id="lab07.q4", lab="07", expected=lambda before, after: before["task_accuracy"] - after["task_accuracy"], tol=0.01,
-    hint="task accuracy is agreement with the historical labels; subtract after from before",
+    hint="`before` and `after` hold the audit's figures; the task is agreement with the historical labels",
 ))

@@ -6,17 +6,20 @@ Figures (the encoders are the checkpoints of ``course-kit build-data latent_clip
   averaged over the three training seeds of each encoder; ``representation_sd`` their standard
   deviations over training seeds;
 - ``proxy.{before,after}``: the router (fitted on biased historical labels) and the brand probe on
-  the skewed encoder's (training seed 0) frozen embeddings, before and after LEACE erasure of the
-  brand: probe_accuracy, mlp_probe_accuracy, slow_lane_rate.{A,B} (undamaged packages),
+  the frozen embeddings of each skewed encoder in turn (run k: training seed ``TRAINING_SEEDS[k % 3]``,
+  fresh packages of seed ``seed + k``), before and after LEACE erasure of the brand: probe_accuracy, mlp_probe_accuracy, slow_lane_rate.{A,B} (undamaged packages),
   slow_lane_rate_damaged.{A,B}, task_accuracy (agreement with held-out historical labels),
   true_condition_accuracy, demographic_parity_difference, equalized_odds_difference (fairlearn):
-  means over ``n_seeds`` seeds of fresh packages, standard deviations in ``proxy_sd``;
-- ``ablation``: probe accuracy and routing gap when colour, tape or shape no longer follow the brand.
+  means over the ``n_seeds`` runs, standard deviations in ``proxy_sd``, the encoders used in
+  ``proxy_encoders``;
+- ``ablation``: probe accuracy and routing gap when colour, tape or shape no longer follow the brand,
+  means over the same runs (encoder, package seed) as ``proxy``, standard deviations in ``ablation_sd``
+  (full budget only).
 """
 
 from __future__ import annotations
 
-from course_kit.fairness.clip_encoder import load_clip
+from course_kit.fairness.clip_encoder import TRAINING_SEEDS, load_clip
 from course_kit.fairness.metrics import mean_and_sd, means, sds
 from course_kit.fairness.proxy import ABLATIONS, feature_ablation, proxy_study
 from course_kit.fairness.representation import gaps_over_seeds
@@ -37,8 +40,9 @@ def headline(quick: bool = False, seed: int = 0, n_seeds: int = 3) -> dict:
     n_packages = 800 if quick else 2000
     per_seed = gaps_over_seeds(n_per_cell=50 if quick else 200, seed=seed)
     gaps = {which: mean_and_sd(runs) for which, runs in per_seed.items()}
-    model = load_clip("skewed", 0)
-    runs = [proxy_study(model, seed + k, n_packages, n_packages, mlp=not quick) for k in range(n_seeds)]
+    encoder_seeds = [TRAINING_SEEDS[k % len(TRAINING_SEEDS)] for k in range(n_seeds)]  # one run per skewed encoder
+    runs = [proxy_study(load_clip("skewed", s), seed + k, n_packages, n_packages, mlp=not quick)
+            for k, s in enumerate(encoder_seeds)]
     proxy = mean_and_sd(runs)
     figures = {
         "representation": {which: means(g) for which, g in gaps.items()},
@@ -46,7 +50,11 @@ def headline(quick: bool = False, seed: int = 0, n_seeds: int = 3) -> dict:
         "proxy": {stage: means(proxy[stage]) for stage in ("before", "after")},
         "proxy_sd": {stage: sds(proxy[stage]) for stage in ("before", "after")},
         "n_seeds": n_seeds,
+        "proxy_encoders": [f"skewed_seed{s}" for s in encoder_seeds],
     }
     if not quick:
-        figures["ablation"] = feature_ablation(model, seed, names=list(ABLATIONS))
+        ablations = [feature_ablation(load_clip("skewed", s), seed + k, names=list(ABLATIONS))
+                     for k, s in enumerate(encoder_seeds)]
+        figures["ablation"] = means(mean_and_sd(ablations))
+        figures["ablation_sd"] = sds(mean_and_sd(ablations))
     return nested_round(figures)
