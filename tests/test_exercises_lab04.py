@@ -71,12 +71,21 @@ def test_an_unfinished_exercise_is_not_done_and_does_not_raise(capsys):
 
 def test_questions_compute_their_answers_from_the_lab_state(capsys):
     qs = quiz.questions("04")
-    assert set(qs) == {"lab04.q1", "lab04.q2", "lab04.q3", "lab04.q4", "lab04.q5"}
+    assert set(qs) == {"lab04.q1", "lab04.q2", "lab04.q3", "lab04.q4"}
+    # q1: the margin at which sigma(-beta * margin) = weight, checked against the sigmoid itself
+    margin = math.log(19.0) / 0.3
+    assert abs(torch.sigmoid(torch.tensor(-0.3 * margin)).item() - 0.05) < 1e-6
+    assert quiz.ask("lab04.q1", lambda: margin, beta=0.3, weight=0.05)
+    assert not quiz.ask("lab04.q1", lambda: math.log(19.0), beta=0.3, weight=0.05)  # beta forgotten
+    assert not quiz.ask("lab04.q1", lambda: -margin, beta=0.3, weight=0.05)  # sign error
+    with pytest.raises(ValueError, match="weight"):
+        quiz.ask("lab04.q1", 1.0, beta=0.3, weight=1.5)
+    assert quiz.ask("lab04.q2", "infinite", scan={"loss": [0.5, 0.2, 0.1, 0.05]})
+    assert quiz.ask("lab04.q2", "finite", scan={"loss": [0.5, 0.45, 0.47, 0.6]})
     history = {"weight": [0.5, 0.4, 0.25]}
-    assert quiz.ask("lab04.q1", lambda: 0.5, history=history)
-    assert not quiz.ask("lab04.q1", lambda: 0.8, history=history)
-    assert quiz.ask("lab04.q3", 2.0, sweep=[{"kl": 3.3}, {"kl": 1.3}])
-    assert quiz.ask("lab04.q4", 0.41, metrics={"malformed": 0.415})
-    assert quiz.ask("lab04.q5", "infinite", scan={"loss": [0.5, 0.2, 0.1, 0.05]})
-    assert quiz.ask("lab04.q5", "finite", scan={"loss": [0.5, 0.45, 0.47, 0.6]})
-    assert quiz.ask("lab04.q2", math.pi / 100, exact={"tv_to_optimum": 0.0314})
+    assert quiz.ask("lab04.q3", lambda: 0.5, history=history)
+    assert not quiz.ask("lab04.q3", lambda: 0.8, history=history)
+    sweep = [{"beta": 1.0, "kl": 1.3}, {"beta": 0.03, "kl": 3.3}]
+    assert quiz.ask("lab04.q4", "smaller", sweep=sweep)
+    assert not quiz.ask("lab04.q4", "larger", sweep=sweep)
+    assert quiz.ask("lab04.q4", "larger", sweep=[{"beta": 0.03, "kl": 1.0}, {"beta": 1.0, "kl": 2.0}])

@@ -8,12 +8,13 @@ Exercises (``check(id, fn)``), references in ``course_kit.preference.dpo``:
   beta) -> Tensor (B,)``: how hard each pair still pushes, the factor in front of
   beta [grad log pi(y_w|x) - grad log pi(y_l|x)] in the gradient of the pair's loss.
 
-Questions ``lab04.q1`` ... ``lab04.q5``: their answers are computed here from the lab's state (the
-notebook passes its results by name), never written in the notebook.
+Questions ``lab04.q1`` ... ``lab04.q4``, each asked before the cell that shows its answer: their answers are
+computed here from the lab's state (the notebook passes its results by name), never written in the notebook.
 """
 
 from __future__ import annotations
 
+import math
 from typing import List
 
 import torch
@@ -74,17 +75,34 @@ def _minimiser(losses) -> str:
     return "infinite" if all(b < a for a, b in zip(losses, losses[1:])) else "finite"
 
 
+def _margin_for_weight(beta: float, weight: float) -> float:
+    """The log-ratio margin Delta at which the gradient weight sigma(-beta Delta) equals ``weight``."""
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+    if not 0 < weight < 1:
+        raise ValueError(f"weight must lie in (0, 1), got {weight!r}")
+    return math.log(1.0 / weight - 1.0) / beta
+
+
+def _kl_at_largest_beta(sweep) -> str:
+    """'smaller' or 'larger': the KL to the reference at the sweep's largest beta against its smallest."""
+    rows = sorted(sweep, key=lambda r: r["beta"])
+    return "smaller" if rows[-1]["kl"] < rows[0]["kl"] else "larger"
+
+
+# In the order the notebook asks them (section 1, 3, 6, 8). Predictions lab04.p1 ... p4 need no registration.
 for _question in (
-    Question(id="lab04.q1", lab="04", expected=lambda history: history["weight"][-1] / history["weight"][0], tol=0.03,
-             hint="the mean weight of a batch is logged at every step of our loop: compare its last and first value"),
-    Question(id="lab04.q2", lab="04", expected=lambda exact: float(exact["tv_to_optimum"]), tol=0.005,
-             hint="section 2 prints the distances between the policies"),
-    Question(id="lab04.q3", lab="04", expected=lambda sweep: sweep[0]["kl"] - sweep[-1]["kl"], tol=0.1,
-             hint="read the KL column of the beta sweep at its two ends"),
-    Question(id="lab04.q4", lab="04", expected=lambda metrics: float(metrics["malformed"]), tol=0.02,
-             hint="the answers are sycophantic, corrections or neither; the three shares sum to 1"),
-    Question(id="lab04.q5", lab="04", expected=lambda scan: _minimiser(scan["loss"]),
+    Question(id="lab04.q1", lab="04", expected=_margin_for_weight, tol=0.1,
+             hint="set a pair's gradient weight (your Exercise 2) equal to the threshold and solve for the margin; "
+                  "a sigmoid can be inverted in closed form"),
+    Question(id="lab04.q2", lab="04", expected=lambda scan: _minimiser(scan["loss"]),
              choices=("finite", "infinite"),
-             hint="follow the loss column of the deterministic labels as the scale c grows"),
+             hint="with these labels, which pairs does the reward c r* rank wrong when c > 0? And what happens to the "
+                  "loss of a pair ranked right when its margin grows?"),
+    Question(id="lab04.q3", lab="04", expected=lambda history: history["weight"][-1] / history["weight"][0], tol=0.03,
+             hint="ours['history'] holds what the loop logged at every step"),
+    Question(id="lab04.q4", lab="04", expected=_kl_at_largest_beta, choices=("larger", "smaller"),
+             hint="at which beta does a pair's gradient weight fall fastest as its margin grows (section 1), and what "
+                  "does that do to how far the policy moves in the same 25 steps?"),
 ):
     register_question(_question)
