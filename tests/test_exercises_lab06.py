@@ -105,6 +105,8 @@ def test_questions_compute_their_answers_from_state(capsys):
     assert not quiz.ask("lab06.q1", 0.1, sweep_shares=[0.3, 0.1, 0.01], weights=[0.0, 2.0, 4.0])
     assert quiz.ask("lab06.q2", -0.25, batch=["female", "female", "female", "male", None])
     assert not quiz.ask("lab06.q2", 0.25, batch=["female", "female", "female", "male", None])
+    assert quiz.ask("lab06.q2", -1 / 6, batch=["female", "female", "male", None, None])  # the lab's batch
+    assert not quiz.ask("lab06.q2", -0.1, batch=["female", "female", "male", None, None])  # None counted as male
     assert quiz.ask("lab06.q3", math.exp(0.1), summed_log_ratio=0.8, dim=8)
     assert not quiz.ask("lab06.q3", math.exp(0.8), summed_log_ratio=0.8, dim=8)
     assert quiz.ask("lab06.q4", lambda: 3, shift_shares=[0.04, 0.5, 0.86, 0.93])
