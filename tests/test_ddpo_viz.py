@@ -11,7 +11,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 
 from course_kit.runtime import set_progress  # noqa: E402
-from course_kit.viz.ddpo import DDPOExplorer, balance_reward_curve, r_balance_coupling  # noqa: E402
+from course_kit.viz.ddpo import DDPOExplorer, balance_reward_curve, per_seed_runs, r_balance_coupling  # noqa: E402
 from course_kit.viz.explorer import Explorer  # noqa: E402
 
 set_progress(False)
@@ -23,6 +23,18 @@ def test_figures_draw():
     for fig in (balance_reward_curve(), r_balance_coupling()):
         assert fig.axes and fig.axes[0].lines
         plt.close(fig)
+
+
+def test_per_seed_runs_labels_the_training_batch_share():
+    """trust_region_seeds' "share" is the 64-image training batch's, not the evaluation's: the axis says so."""
+    import matplotlib.pyplot as plt
+
+    rows = [{"trust_region": tr, "seed": s, "share": [0.0, 0.5, 0.9]} for tr in ("clip", "truly") for s in (0, 1)]
+    fig = per_seed_runs(rows)
+    ax = fig.axes[0]
+    assert "training batch" in ax.get_ylabel() and "evaluation" not in ax.get_ylabel()
+    assert len(ax.lines) == 4 + 1  # one line per run, plus the target
+    plt.close(fig)
 
 
 def test_explorer_interface_step_reset_and_controls():

@@ -101,11 +101,20 @@ def test_r_balance_rejects(name):
 
 # --- questions ---------------------------------------------------------------------------------------
 def test_questions_compute_their_answers_from_state(capsys):
-    assert quiz.ask("lab06.q1", lambda: 3, shift_shares=[0.04, 0.5, 0.86, 0.93])
-    assert not quiz.ask("lab06.q1", lambda: 4, shift_shares=[0.04, 0.5, 0.86, 0.93])
-    assert quiz.ask("lab06.q2", 0.01, sweep_shares=[0.3, 0.1, 0.01], weights=[0.0, 2.0, 4.0])
-    assert quiz.ask("lab06.q3", "b", rises=[0.03, 0.13, 0.01, 0.02])
-    assert not quiz.ask("lab06.q3", "a", rises=[0.03, 0.13, 0.01, 0.02])
-    assert quiz.ask("lab06.q4", -0.25, batch=["female", "female", "female", "male", None])
-    assert quiz.ask("lab06.q5", math.exp(0.1), summed_log_ratio=0.8, dim=8)
-    assert not quiz.ask("lab06.q5", math.exp(0.8), summed_log_ratio=0.8, dim=8)
+    assert quiz.ask("lab06.q1", 0.01, sweep_shares=[0.3, 0.1, 0.01], weights=[0.0, 2.0, 4.0])
+    assert not quiz.ask("lab06.q1", 0.1, sweep_shares=[0.3, 0.1, 0.01], weights=[0.0, 2.0, 4.0])
+    assert quiz.ask("lab06.q2", -0.25, batch=["female", "female", "female", "male", None])
+    assert not quiz.ask("lab06.q2", 0.25, batch=["female", "female", "female", "male", None])
+    assert quiz.ask("lab06.q2", -1 / 6, batch=["female", "female", "male", None, None])  # the lab's batch
+    assert not quiz.ask("lab06.q2", -0.1, batch=["female", "female", "male", None, None])  # None counted as male
+    assert quiz.ask("lab06.q3", math.exp(0.1), summed_log_ratio=0.8, dim=8)
+    assert not quiz.ask("lab06.q3", math.exp(0.8), summed_log_ratio=0.8, dim=8)
+    assert quiz.ask("lab06.q4", lambda: 3, shift_shares=[0.04, 0.5, 0.86, 0.93])
+    assert not quiz.ask("lab06.q4", lambda: 4, shift_shares=[0.04, 0.5, 0.86, 0.93])
+    quality = {name: {"nn_distance": nn} for name, nn in
+               zip("wxyz", [(0.06, 0.09), (0.04, 0.17), (0.06, 0.07), (0.06, 0.08)])}
+    assert quiz.ask("lab06.q5", "b", quality=quality)
+    assert not quiz.ask("lab06.q5", "a", quality=quality)
+    # the largest distance *after* is not the largest rise
+    quality2 = {"a": {"nn_distance": (0.10, 0.20)}, "b": {"nn_distance": (0.01, 0.15)}}
+    assert quiz.ask("lab06.q5", "b", quality=quality2)

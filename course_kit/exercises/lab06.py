@@ -12,9 +12,12 @@ Exercises (``check(id, fn)``):
   counts in neither F nor M and is never the indicator class; nothing classified gives zeros; an
   empty batch gives an empty tensor.
 
-Questions (``quiz.ask``), each expected value computed here from the lab's state, and the
-predictions ``lab06.p1`` (the female share after R_shift) and ``lab06.p2`` (after R_balance),
-revealed in the lab after the measurement.
+Questions ``lab06.q1`` .. ``lab06.q5`` (``quiz.ask``), numbered in the lab's order, each expected
+value computed here from the lab's state, each asked before the cell that prints its answer. The
+predictions, in the lab's order, revealed after the measurement: ``lab06.p1`` (the engineer's female
+share at w = 2 before fine-tuning), ``lab06.p2`` (after R_shift), ``lab06.p3`` (after R_balance),
+``lab06.p4`` (Truly PPO's mean evaluation share over three seeds), ``lab06.p5`` (the None rate after
+R_balance).
 """
 
 from __future__ import annotations
@@ -100,20 +103,25 @@ register(Exercise(
 ))
 
 
-# --- questions ----------------------------------------------------------------------------------
+# --- questions (numbered in the lab's order) -----------------------------------------------------
+def _largest_nn_rise(quality) -> str:
+    """The run (a, b, c, ... in the table's order) whose nearest-neighbour distance rose the most."""
+    rises = [after - before for before, after in (q["nn_distance"] for q in quality.values())]
+    return "abcdefgh"[max(range(len(rises)), key=lambda i: rises[i])]
+
+
 register_question(Question(
-    id="lab06.q1", lab="06", expected=lambda shift_shares: next(i for i, s in enumerate(shift_shares) if s >= 0.9),
-    tol=0, hint="index 0 is before any fine-tuning; count the epochs until the share first reaches 0.9"))
+    id="lab06.q1", lab="06", expected=lambda sweep_shares, weights: sweep_shares[list(weights).index(4.0)],
+    tol=0.01, hint="sweep maps each prompt to its shares, in the order of the list weights: find the position of w = 4"))
 register_question(Question(
-    id="lab06.q2", lab="06", expected=lambda sweep_shares, weights: sweep_shares[list(weights).index(4.0)],
-    tol=0.01, hint="read the engineer prompt's line of the CFG sweep at the right weight"))
-register_question(Question(
-    id="lab06.q3", lab="06", choices=("a", "b", "c", "d"),
-    expected=lambda rises: "abcd"[max(range(len(rises)), key=lambda i: rises[i])],
-    hint="subtract the two numbers of the NN-distance column for each run"))
-register_question(Question(
-    id="lab06.q4", lab="06", expected=lambda batch: float(reference_r_balance(batch)[-1]),
+    id="lab06.q2", lab="06", expected=lambda batch: float(reference_r_balance(batch)[-1]),
     tol=1e-3, hint="compute q from the images labelled female or male only, then find the minority"))
 register_question(Question(
-    id="lab06.q5", lab="06", expected=lambda summed_log_ratio, dim: math.exp(summed_log_ratio / dim),
+    id="lab06.q3", lab="06", expected=lambda summed_log_ratio, dim: math.exp(summed_log_ratio / dim),
     tol=1e-3, hint="DDPO's log-prob is a mean over the latent dimensions, so its log-ratio is too"))
+register_question(Question(
+    id="lab06.q4", lab="06", expected=lambda shift_shares: next(i for i, s in enumerate(shift_shares) if s >= 0.9),
+    tol=0, hint="index 0 of shift_shares is before any fine-tuning; count the epochs until the share first reaches 0.9"))
+register_question(Question(
+    id="lab06.q5", lab="06", choices=("a", "b", "c", "d"), expected=_largest_nn_rise,
+    hint="quality[run]['nn_distance'] is (before, after) for each run, in the order a-d: compare the rises"))

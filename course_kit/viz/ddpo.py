@@ -132,7 +132,10 @@ def r_balance_coupling(n: int = 8):
 
 
 def per_seed_runs(rows: Sequence[dict], target: float = 0.9):
-    """Female share per epoch, one line per (trust region, seed) run: ``rows`` of {"label", "share"}."""
+    """The training batch's female share per epoch (64 images), one line per (trust region, seed) run.
+
+    ``rows`` as returned by ``experiments.ddpo.trust_region_seeds``: {"trust_region", "seed", "share", ...}.
+    """
     fig, ax = new_figure(width=5.0)
     colours = {"clip": ACCENT, "truly": MINORITY}
     for r in rows:
@@ -140,7 +143,7 @@ def per_seed_runs(rows: Sequence[dict], target: float = 0.9):
                 alpha=0.8, label=f"{r['trust_region']} seed {r['seed']}")
     ax.axhline(target, color=NEUTRAL, ls="--", lw=1)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("female share (evaluation)")
+    ax.set_ylabel("female share (training batch)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, ncol=2)
     return fig
