@@ -13,9 +13,12 @@ def test_rlaif_headline_quick(capsys):
     assert 0.6 < teacher["agreement"]["grounded"] < 1.0  # neither chance nor perfect
     assert teacher["agreement"]["helpful"] < 0.5  # the flawed principle prefers the failures
     assert 0.0 <= teacher["position_bias"] <= 1.0 and "position_bias_after" in teacher["swap"]
-    runs = {"human", "human_tenth", "grounded", "grounded_swap", "grounded_sum", "mixed", "helpful"}
+    runs = {"human", "human_tenth", "grounded", "grounded_draw", "grounded_swap", "grounded_sum", "mixed", "helpful"}
     assert set(figures["after"]) == set(figures["labels"]) == runs
     for metrics in [figures["before"], *figures["after"].values()]:
         assert {"chair", "sycophancy", "malformed"} <= set(metrics)
     assert figures["labels"]["human_tenth"]["human_labels"] < figures["labels"]["human"]["human_labels"]
     assert figures["labels"]["grounded"]["human_labels"] == 0
+    abstain = teacher["abstain"]
+    assert 0.0 < abstain["decided"] <= 1.0 and abstain["teacher_queries"] == figures["labels"]["grounded"]["teacher_queries"]
+    assert figures["labels"]["grounded"]["pairs"] + figures["labels"]["grounded"]["dropped"] == figures["labels"]["grounded_draw"]["pairs"]
