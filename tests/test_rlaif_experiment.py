@@ -22,3 +22,7 @@ def test_rlaif_headline_quick(capsys):
     abstain = teacher["abstain"]
     assert 0.0 < abstain["decided"] <= 1.0 and abstain["teacher_queries"] == figures["labels"]["grounded"]["teacher_queries"]
     assert figures["labels"]["grounded"]["pairs"] + figures["labels"]["grounded"]["dropped"] == figures["labels"]["grounded_draw"]["pairs"]
+    # issue 13's "done means" (measured on quick seeds 0, 1, 2: grounded CHAIR 0.09-0.10 against the SFT's 0.14-0.16)
+    before, after = figures["before"], figures["after"]
+    assert after["grounded"]["chair"] < before["chair"] - 0.02 and after["grounded"]["sycophancy"] < before["sycophancy"] / 2
+    assert after["helpful"]["chair"] > before["chair"] and after["helpful"]["sycophancy"] > 2 * after["grounded"]["sycophancy"]
