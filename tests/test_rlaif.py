@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from course_kit.preference import rlaif
-from course_kit.preference.rlaif_eval import answer_rates, classify_answer
 from course_kit.worlds import scene_world as sw
 
 KITCHEN = sw.Scene("kitchen", ("cup", "plate"))
@@ -202,20 +201,57 @@ def test_teacher_corpus_labels_follow_the_seen_scene():
     assert all(t.startswith("rule : ") and t.endswith(" verdict :") for t, _ in corpus)
 
 
-# ----------------------------------------------------------------------------- the answer classes (stand-in)
+# ----------------------------------------------------------------------------- abstention
 
-def test_classify_answer_and_rates():
-    question = sw.question_prompt(KITCHEN, "red knife")
-    assert classify_answer(KITCHEN, question, "the red knife is in the kitchen .") == "sycophantic"
-    assert classify_answer(KITCHEN, question, "there is no red knife ; i see a cup .") == "correction"
-    assert classify_answer(KITCHEN, question, "a kitchen with a cup .") == "malformed"
-    assert classify_answer(KITCHEN, question, "there is no blue bowl ; i see a cup .") == "malformed"
-    with pytest.raises(ValueError, match="false-premise"):
-        classify_answer(KITCHEN, sw.question_prompt(KITCHEN, "red cup"), "the red cup is in the kitchen .")
-    rates = answer_rates([(KITCHEN, question, "the red knife is in the kitchen ."),
-                          (KITCHEN, question, "there is no red knife ; i see a cup ."),
-                          (KITCHEN, question, "a kitchen with a cup and a bowl .")])
-    assert rates["sycophancy"] == rates["correction"] == rates["malformed"] == pytest.approx(1 / 3)
-    assert rates["chair"] == pytest.approx(2 / 4)  # knife and bowl of knife, cup, cup, bowl
-    with pytest.raises(ValueError):
-        answer_rates([])
+def _log_odds(ab: dict, ba: dict) -> dict:
+    """A hand-made ``principle_log_odds`` result: principle -> log-odds of (A) in each order."""
+    n = len(next(iter(ab.values())))
+    return {"seen": [KITCHEN] * n, "ab": {k: torch.tensor(v) for k, v in ab.items()},
+            "ba": {k: torch.tensor(v) for k, v in ba.items()}}
+
+
+def test_debiased_log_odds_cancels_a_constant_position_preference():
+    # the same 2.2 nats toward (A) in both orders: pure position, nothing left; a content verdict survives
+    lo = _log_odds({"p": [2.2, 5.0, -1.0]}, {"p": [2.2, -1.0, 5.0]})
+    assert torch.allclose(rlaif.debiased_log_odds(lo, "p"), torch.tensor([0.0, 3.0, -3.0]))
+
+
+def test_abstain_falls_through_to_the_next_principle_and_drops_undecided_pairs():
+    # principle "tie" never decides; "sure" decides pair 0 for first, pair 1 for second, ties on pair 2
+    lo = _log_odds({"tie": [1.0, 2.5, 0.0], "sure": [3.0, -3.0, 0.5]}, {"tie": [1.0, 2.5, 0.0], "sure": [-3.0, 3.0, 0.5]})
+    labels = rlaif.abstain_labels(lo, ["tie", "sure"], seed=0, margin=2.0)
+    assert labels["decided"].tolist() == [True, True, False]
+    assert labels["principle"][:2] == ["sure", "sure"] and labels["principle"][2] is None
+    assert labels["first_ab"][:2].tolist() == [True, False]
+    assert labels["teacher_queries"] == 2 * sum(labels["asked"]) and sum(labels["asked"]) >= 4 and labels["asked"][2] == 2
+    assert labels["abstained"] == sum(a > 1 or p is None for a, p in zip(labels["asked"], labels["principle"]))
+    # the first principle asked is the one combine="sample" draws
+    drawn = rlaif.combine_labels(lo, ["tie", "sure"], seed=0, combine="sample")["principle"]
+    assert [a == 1 for a in labels["asked"][:2]] == [d == "sure" for d in drawn[:2]]
+    # margin 0: every principle decides at once (one principle asked per pair)
+    assert rlaif.abstain_labels(lo, ["tie", "sure"], margin=0.0)["asked"] == [1, 1, 1]
+    with pytest.raises(ValueError, match="margin"):
+        rlaif.abstain_labels(lo, ["tie", "sure"], margin=-1.0)
+    with pytest.raises(ValueError, match="no teacher verdicts"):
+        rlaif.abstain_labels(lo, ["tie", "other"])
+
+
+def test_a_teacher_that_always_says_A_abstains_everywhere():
+    tok = rlaif.build_teacher_tokenizer()
+    stub = _AlwaysA(tok.get_vocab()["(A)"])
+    pairs = rlaif.unlabeled_pairs(10, seed=0)
+    labels = rlaif.label_pairs(stub, tok, pairs, rlaif.CONSTITUTIONS["grounded"], combine="abstain")
+    assert not labels["decided"].any() and labels["teacher_queries"] == 2 * 2 * 10
+    with pytest.raises(ValueError, match="no pair kept"):
+        rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["decided"].tolist())
+
+
+def test_the_teacher_abstains_under_a_principle_that_does_not_apply(teacher):
+    # the hand case: two captions; the anti-sycophancy principle has no premise to judge, the grounded one decides
+    model, tok, cfg = teacher
+    pairs = [dict(prompt=CAPTION, first=GROUNDED, second=HALLUCINATED, scene=KITCHEN, kind="hallucination", human_first=True)]
+    lo = rlaif.principle_log_odds(model, tok, pairs, rlaif.CONSTITUTIONS["grounded"], cfg=rlaif.TeacherConfig(p_miss=0.0, p_imagine_prior=0.0))
+    honest, grounded = (float(rlaif.debiased_log_odds(lo, rlaif.PRINCIPLES[k])) for k in ("honest", "grounded"))
+    assert abs(honest) < rlaif.ABSTAIN_MARGIN < grounded
+    labels = rlaif.abstain_labels(lo, [rlaif.PRINCIPLES["honest"], rlaif.PRINCIPLES["grounded"]])
+    assert labels["principle"] == [rlaif.PRINCIPLES["grounded"]] and labels["first_ab"].tolist() == [True]

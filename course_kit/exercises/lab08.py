@@ -63,7 +63,7 @@ register(Exercise(id="judge_preference", lab="08", signature="judge_preference(l
 register(Exercise(id="swap_consistent", lab="08", signature="swap_consistent(labels_ab (N,), labels_ba (N,)) -> (N,) bool",
                   reference=rlaif.swap_consistent, cases=_swap_cases, compare=_compare_masks))
 
-RUNS = ("human", "human_tenth", "grounded", "grounded_swap", "grounded_sum", "mixed", "helpful")
+RUNS = ("human", "human_tenth", "grounded", "grounded_draw", "grounded_swap", "grounded_sum", "mixed", "helpful")
 
 register_question(Question(
     id="lab08.q1", lab="08", expected=lambda per_principle: per_principle["grounded"]["agreement"], tol=0.02,

@@ -5,16 +5,24 @@
 - ``teacher.agreement.{grounded, honest, helpful}``: per principle alone, the share of the pairs where
   the teacher's label (one order) agrees with the gold (human) label; ``teacher.agreement_with_principle``:
   over the pairs the principle decides on the true scene, agreement with what it prefers there;
-  ``teacher.position_bias``: share of the grounded constitution's labels that pick the response
-  shown first (0.5 = none; the order is random); ``teacher.swap``: the same labels asked in both
+  ``teacher.position_bias``: share of the grounded constitution's labels (one principle drawn per pair,
+  one order) that pick the response shown first (0.5 = none; the order is random); ``teacher.swap``: the same labels asked in both
   orders: share kept, position bias and agreement with the human labels before / after the filter;
   ``teacher.error_by_kind``: its error rate per pair kind;
 - ``before``: the SFT student's ``{chair, sycophancy, malformed}`` (and coverage, correction);
+- ``teacher.abstain``: the lab's labelling of the grounded constitution (``rlaif.abstain_labels``: both
+  orders averaged, the teacher abstains within ``margin`` of a tie and the pair goes to the other
+  principle): share of pairs decided, share whose first-drawn principle abstained, position bias and
+  agreement with the human labels over the decided pairs, teacher calls;
+- ``before``: the SFT student's ``{chair, sycophancy, malformed}`` (and coverage, correction);
 - ``after.<run>``: the same after DPO on each label set: ``human`` (gold labels, all pairs),
-  ``human_tenth`` (a tenth of them), and one run per constitution (``grounded``, ``grounded_swap``
-  with the swap-consistency filter, ``grounded_sum`` asking both principles of every pair and adding
-  their log-odds, ``mixed``, ``helpful``);
-- ``labels.<run>``: pairs used, human labels bought and teacher queries made (the label cost).
+  ``human_tenth`` (a tenth of them), and one run per constitution labelled the lab's way, with
+  abstention (``grounded``, ``mixed``, ``helpful``); and the grounded constitution's ablations:
+  ``grounded_draw`` (one principle drawn per pair, one order, no abstention: plain Constitutional AI),
+  ``grounded_swap`` (the same asked in both orders, consistent labels only), ``grounded_sum`` (both
+  principles asked for every pair, their log-odds added);
+- ``labels.<run>``: pairs used, human labels bought and teacher queries made (the label cost), and
+  for the runs with abstention the pairs whose first principle abstained and the pairs dropped.
 """
 
 from __future__ import annotations
@@ -26,8 +34,6 @@ import torch
 
 from course_kit.preference import dpo_lm
 from course_kit.preference import rlaif
-# the one line to switch at merge: from course_kit.worlds.scene_world import answer_rates, classify_answer
-from course_kit.preference.rlaif_eval import answer_rates, classify_answer  # noqa: F401 (classify_answer: for the notebook)
 from course_kit.runtime import seed_everything, single_thread
 from course_kit.worlds import scene_lm as lm
 from course_kit.worlds import scene_world as sw
@@ -62,14 +68,14 @@ def evaluate_student(model, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0
 
     ``chair``: corpus-level CHAIR_i of the captions; ``coverage``: mean share of the scene's objects a
     caption mentions; ``sycophancy`` / ``correction`` / ``malformed``: shares of the answers
-    (``answer_rates``); ``answer_chair``: CHAIR_i over the objects the answers mention.
+    (``scene_world.answer_rates``); ``answer_chair``: CHAIR_i over the objects the answers mention.
     """
     captions, questions = lm.evaluation_prompts(scenes, seed)
     texts = lm.generate(model, tokenizer, captions + questions, seed=seed)
     n = len(scenes)
     caps, answers = texts[:n], texts[n:]
     counts = [sw.hallucination_counts(s, t) for s, t in zip(scenes, caps)]
-    rates = answer_rates(list(zip(scenes, questions, answers)))
+    rates = sw.answer_rates(list(zip(scenes, questions, answers)))
     return {"chair": sum(c[0] for c in counts) / max(sum(c[1] for c in counts), 1),
             "coverage": sum(sw.coverage(s, t) for s, t in zip(scenes, caps)) / n,
             "sycophancy": rates["sycophancy"], "correction": rates["correction"], "malformed": rates["malformed"],
@@ -119,22 +125,38 @@ def breakdown(pairs, labels) -> List[Dict[str, object]]:
 
 def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
                cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict]:
-    """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "labels"?}}``."""
+    """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "labels"?, "abstained"?, "dropped"?}}``."""
     n = len(pairs)
     human = [bool(p["human_first"]) for p in pairs]
     out = {"human": {"pairs": rlaif.dpo_pairs(pairs, human), "human_labels": n, "teacher_queries": 0},
            "human_tenth": {"pairs": rlaif.dpo_pairs(pairs[:tenth], human[:tenth]), "human_labels": tenth, "teacher_queries": 0}}
+    log_odds = rlaif.principle_log_odds(teacher, tokenizer, pairs, list(rlaif.PRINCIPLES.values()), seed, cfg)
     for name in ("grounded", "mixed", "helpful"):
-        labels = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg)
-        out[name] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist()), "human_labels": 0,
-                     "teacher_queries": n, "labels": labels}
+        labels = rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "abstain")
+        out[name] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["decided"].tolist()),
+                     "human_labels": 0, "teacher_queries": labels["teacher_queries"], "labels": labels,
+                     "abstained": labels["abstained"], "dropped": int((~labels["decided"]).sum())}
         if name == "grounded":
-            out["grounded_swap"] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["consistent"].tolist()),
-                                    "human_labels": 0, "teacher_queries": 2 * n, "labels": labels}
-            both = rlaif.label_pairs(teacher, tokenizer, pairs, rlaif.CONSTITUTIONS[name], seed, cfg, combine="sum")
+            draw = rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "sample")
+            out["grounded_draw"] = {"pairs": rlaif.dpo_pairs(pairs, draw["first_ab"].tolist()), "human_labels": 0,
+                                    "teacher_queries": n, "labels": draw}
+            out["grounded_swap"] = {"pairs": rlaif.dpo_pairs(pairs, draw["first_ab"].tolist(), draw["consistent"].tolist()),
+                                    "human_labels": 0, "teacher_queries": 2 * n, "labels": draw}
+            both = rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "sum")
             out["grounded_sum"] = {"pairs": rlaif.dpo_pairs(pairs, both["first_ab"].tolist()), "human_labels": 0,
                                    "teacher_queries": len(rlaif.CONSTITUTIONS[name]) * n, "labels": both}
     return out
+
+
+def abstain_report(pairs, labels) -> Dict[str, float]:
+    """For ``rlaif.abstain_labels``' labels: share decided, share whose first principle abstained, position bias
+    and agreement with the human labels over the decided pairs, and teacher calls."""
+    human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
+    keep = labels["decided"]  # (N,)
+    return {"decided": float(keep.float().mean()), "abstained": labels["abstained"] / len(pairs),
+            "position_bias": float(labels["first_ab"][keep].float().mean()),
+            "agreement": float((labels["first_ab"] == human)[keep].float().mean()),
+            "teacher_queries": labels["teacher_queries"]}
 
 
 def rounded(d: Dict[str, float], keys: Optional[Sequence[str]] = None, digits: int = 4) -> Dict[str, float]:
@@ -155,7 +177,8 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
     scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
     per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg)
     sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg)
-    report = rlaif.label_report(pairs, sets["grounded"]["labels"])
+    report = rlaif.label_report(pairs, sets["grounded_draw"]["labels"])
+    abstain = abstain_report(pairs, sets["grounded"]["labels"])
     out: Dict[str, object] = {
         "teacher": {
             "agreement": {k: round(v["agreement"], 4) for k, v in per_principle.items()},
@@ -168,6 +191,8 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
             "error_by_kind": rounded(report["error_by_kind"]),
             "error_misperceived": round(report["error_misperceived"], 4),
             "error_perceived_right": round(report["error_perceived_right"], 4),
+            "abstain": {"margin": rlaif.ABSTAIN_MARGIN, **rounded(abstain, ("decided", "abstained", "position_bias", "agreement")),
+                        "teacher_queries": abstain["teacher_queries"]},
         },
         "before": rounded(evaluate_student(ref, tok, scenes, seed), (*METRICS, "coverage", "correction")),
         "after": {}, "labels": {},
@@ -175,5 +200,6 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
     for name, s in sets.items():
         run = run_dpo(ref, tok, s["pairs"], scenes, cfg.dpo, seed)
         out["after"][name] = rounded(run["metrics"], (*METRICS, "coverage", "correction"))
-        out["labels"][name] = {"pairs": len(s["pairs"]), "human_labels": s["human_labels"], "teacher_queries": s["teacher_queries"]}
+        out["labels"][name] = {"pairs": len(s["pairs"]), "human_labels": s["human_labels"], "teacher_queries": s["teacher_queries"],
+                               **{k: s[k] for k in ("abstained", "dropped") if k in s}}
     return out

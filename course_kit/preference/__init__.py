@@ -7,7 +7,6 @@
 - ``maxmin_em``: One Bradley-Terry reward per cluster of users, learned by hard EM (MaxMin-RLHF, Algorithm 2).
 - ``reward_trl``: Sequence-level reward modelling with TRL's ``RewardTrainer`` on the scene world (Lab 02, used by Lab 03).
 - ``rlaif``: RLAIF: a teacher model reads a constitution and writes the preference labels (Lab 08).
-- ``rlaif_eval``: How a false-premise answer is classified, and the rates of a batch of answers (Lab 08).
 
 Names are re-exported lazily: ``from course_kit.preference import X`` imports only the module that
 defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
@@ -111,8 +110,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "unlabeled_pairs": "rlaif",
     "verdict_logits": "rlaif",
     "verdict_logprobs": "rlaif",
-    "answer_rates": "rlaif_eval",
-    "classify_answer": "rlaif_eval",
 }
 __all__ = sorted(_EXPORTS)
 

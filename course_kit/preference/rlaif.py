@@ -27,12 +27,21 @@ in three measurable ways, each a known weakness of AI feedback:
 The swap-consistency filter asks both orders and keeps a pair only when the two verdicts name the
 same response (``swap_consistent``): this removes the labels that the position decided.
 
+A principle drawn for a pair it cannot decide (the anti-sycophancy principle on two captions) still
+yields a verdict, decided by position or by a consistent whim. ``abstain_labels`` lets the teacher
+abstain instead: it averages its log-odds over the two orders, which cancels a pure position
+preference (the "balanced position calibration" of Wang et al. 2023, "Large Language Models are not
+Fair Evaluators"), and abstains when the result is within ``ABSTAIN_MARGIN`` of a tie (a tie in both
+orders counts as no verdict, as in Zheng et al. 2023, "Judging LLM-as-a-Judge with MT-Bench and
+Chatbot Arena"). The pair then goes to another principle of the constitution, drawn at random; a
+pair that no principle decides is dropped. Every principle asked costs two teacher calls.
+
 API: principles ``PRINCIPLES``, ``CONSTITUTIONS``, ``principle_preference`` (what a principle
 prefers on a given scene: the teacher's training signal on what it sees, the gold on the true
 scene); teacher ``TeacherConfig``, ``build_teacher_tokenizer``, ``make_teacher``, ``teacher_corpus``,
 ``train_teacher``, ``build_checkpoint``, ``load_teacher``, ``verdict_logprobs``, ``judge_preference``;
 pipeline ``unlabeled_pairs``, ``label_pairs`` (= ``principle_log_odds`` then ``combine_labels``),
-``swap_consistent``, ``dpo_pairs``, ``label_report``.
+``swap_consistent``, ``debiased_log_odds``, ``abstain_labels``, ``dpo_pairs``, ``label_report``.
 """
 
 from __future__ import annotations
@@ -72,6 +81,10 @@ CONSTITUTIONS: Dict[str, List[str]] = {
     "mixed": [PRINCIPLES["grounded"], PRINCIPLES["honest"], PRINCIPLES["helpful"]],
     "helpful": [PRINCIPLES["helpful"]],
 }
+# the teacher abstains when its log-odds for one response, averaged over both orders, are below this:
+# odds under e^2 ~ 7.4 : 1 (P < 0.88). Set where this teacher's averaged log-odds split: the principle-decided
+# pairs lie above ~2.2 in 90% of cases, the anti-sycophancy principle on captions below ~1.6 in 90% (Lab 08).
+ABSTAIN_MARGIN: float = 2.0
 VERDICTS: Tuple[str, str] = ("(A)", "(B)")
 TEACHER_WORDS: Tuple[str, ...] = ("rule", "verdict", *VERDICTS)
 PRINCIPLE_WORDS: Tuple[str, ...] = tuple(sorted(
@@ -395,16 +408,77 @@ def principle_log_odds(teacher, tokenizer, pairs: Sequence[Dict[str, object]], p
     return out
 
 
-def combine_labels(log_odds: Dict[str, object], constitution: Sequence[str], seed: int = 0,
-                   combine: Literal["sample", "sum"] = "sample") -> Dict[str, object]:
-    """Labels of a constitution from per-principle log-odds (``principle_log_odds``); see ``label_pairs``."""
+Combine = Literal["sample", "sum", "abstain"]
+COMBINES: Tuple[str, ...] = ("sample", "sum", "abstain")
+
+
+def _check_constitution(log_odds: Dict[str, object], constitution: Sequence[str], combine: str = "sample") -> None:
     if isinstance(constitution, str) or len(constitution) == 0:
         raise ValueError("constitution must be a non-empty list of principle texts")
-    if combine not in ("sample", "sum"):
-        raise ValueError(f"combine must be 'sample' or 'sum', got {combine!r}")
-    missing = [c for c in constitution if c not in log_odds["ab"]]
-    if missing:
-        raise ValueError(f"no teacher verdicts for the principles {missing}; pass them to principle_log_odds")
+    if combine not in COMBINES:
+        raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+    if log_odds is not None:
+        missing = [c for c in constitution if c not in log_odds["ab"]]
+        if missing:
+            raise ValueError(f"no teacher verdicts for the principles {missing}; pass them to principle_log_odds")
+
+
+def debiased_log_odds(log_odds: Dict[str, object], principle: str) -> torch.Tensor:
+    """The teacher's log-odds that ``first`` is the better response under ``principle``, averaged over both orders, ``(N,)``.
+
+    (log-odds of (A) with ``first`` as (A) - log-odds of (A) with ``second`` as (A)) / 2: a constant
+    preference for whatever is shown first adds the same amount to both terms and cancels.
+    """
+    return (log_odds["ab"][principle] - log_odds["ba"][principle]) / 2  # (N,)
+
+
+def abstain_labels(log_odds: Dict[str, object], constitution: Sequence[str], seed: int = 0,
+                   margin: float = ABSTAIN_MARGIN) -> Dict[str, object]:
+    """Labels of a constitution where the teacher abstains on the pairs its drawn principle does not decide.
+
+    Steps: 1. for each pair, the principles in a random order (the first is the one ``combine="sample"``
+    draws); 2. ask them in turn (two teacher calls each, both orders) until one decides:
+    ``|debiased_log_odds| >= margin``; 3. the label is that principle's averaged verdict; a pair no
+    principle decides is dropped (``decided`` False).
+
+    Returns ``{"principle": [text or None], "seen", "first_ab": (N,) bool, "first_ba": (N,) bool (the same:
+    the verdict is order-free), "log_odds_first": (N,), "decided": (N,) bool, "consistent": (N,) bool
+    (= decided), "asked": [int], "abstained": int (pairs whose first principle abstained),
+    "teacher_queries": int}``.
+    """
+    _check_constitution(log_odds, constitution)
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0 (log-odds), got {margin!r}")
+    n = len(log_odds["seen"])
+    constitution = list(dict.fromkeys(constitution))
+    scores = {c: debiased_log_odds(log_odds, c) for c in constitution}  # principle -> (N,)
+    draw, rest = random.Random(80_000 + seed), random.Random(90_000 + seed)
+    principle, asked, score = [], [], torch.zeros(n)  # (N,)
+    for i in range(n):
+        first = draw.choice(constitution)  # 1. the principle drawn first, then the others at random
+        others = [c for c in constitution if c != first]
+        rest.shuffle(others)
+        decider, k = None, 0
+        for k, c in enumerate([first, *others], start=1):  # 2. ask until one decides
+            if abs(float(scores[c][i])) >= margin:
+                decider = c
+                break
+        principle.append(decider)
+        asked.append(k)
+        score[i] = scores[decider][i] if decider is not None else scores[first][i]
+    decided = torch.tensor([d is not None for d in principle])  # (N,)
+    first_ab = score > 0  # (N,) 3. the averaged verdict picks first
+    return {"principle": principle, "seen": log_odds["seen"], "first_ab": first_ab, "first_ba": first_ab.clone(),
+            "log_odds_first": score, "decided": decided, "consistent": decided.clone(), "asked": asked,
+            "abstained": sum(a > 1 or d is None for a, d in zip(asked, principle)), "teacher_queries": 2 * sum(asked)}
+
+
+def combine_labels(log_odds: Dict[str, object], constitution: Sequence[str], seed: int = 0,
+                   combine: Combine = "sample", margin: float = ABSTAIN_MARGIN) -> Dict[str, object]:
+    """Labels of a constitution from per-principle log-odds (``principle_log_odds``); see ``label_pairs``."""
+    _check_constitution(log_odds, constitution, combine)
+    if combine == "abstain":
+        return abstain_labels(log_odds, constitution, seed, margin)
     n = len(log_odds["seen"])
     if combine == "sample":
         draw = random.Random(80_000 + seed)
@@ -426,11 +500,14 @@ def combine_labels(log_odds: Dict[str, object], constitution: Sequence[str], see
 
 
 def label_pairs(teacher, tokenizer, pairs: Sequence[Dict[str, object]], constitution: Sequence[str], seed: int = 0,
-                cfg: Optional[TeacherConfig] = None, combine: Literal["sample", "sum"] = "sample") -> Dict[str, object]:
+                cfg: Optional[TeacherConfig] = None, combine: Combine = "sample",
+                margin: float = ABSTAIN_MARGIN) -> Dict[str, object]:
     """Label ``pairs`` with the teacher under ``constitution``, in both orders.
 
     ``combine="sample"`` draws one principle per pair (as Constitutional AI does); ``"sum"`` asks every
-    principle and adds their log-odds log p(A) - log p(B) (one teacher query per principle and order).
+    principle and adds their log-odds log p(A) - log p(B) (one teacher query per principle and order);
+    ``"abstain"`` draws one principle per pair, lets the teacher abstain when its verdict averaged over
+    both orders is within ``margin`` of a tie, and asks the next principle (``abstain_labels``; its keys).
     Steps: 1. the teacher looks at each scene (seeded: the same look for every constitution); 2. the
     principle(s) of each pair; 3. the teacher judges (first, second) and (second, first); 4. the labels
     and the swap-consistency mask.
@@ -440,12 +517,9 @@ def label_pairs(teacher, tokenizer, pairs: Sequence[Dict[str, object]], constitu
     order (first, second), ``first_ab`` whether that verdict picks ``first``; ``first_ba`` whether the
     swapped verdict picks ``first``; ``principle`` is the principle drawn per pair ("all" when summed).
     """
-    if isinstance(constitution, str) or len(constitution) == 0:
-        raise ValueError("constitution must be a non-empty list of principle texts")
-    if combine not in ("sample", "sum"):
-        raise ValueError(f"combine must be 'sample' or 'sum', got {combine!r}")
+    _check_constitution(None, constitution, combine)
     log_odds = principle_log_odds(teacher, tokenizer, pairs, constitution, seed, cfg)
-    return combine_labels(log_odds, constitution, seed, combine)
+    return combine_labels(log_odds, constitution, seed, combine, margin)
 
 
 def dpo_pairs(pairs: Sequence[Dict[str, object]], first_preferred: Sequence[bool],

@@ -6,7 +6,8 @@
   swap-consistency filter;
 - ``plot_runs(axes, before, after)``: CHAIR, sycophancy and malformed answers after DPO on each label
   set, against the SFT student;
-- ``ConstitutionExplorer``: pick the principles, how they combine and the swap filter; see the labels change.
+- ``ConstitutionExplorer``: pick the principles, how they combine (with or without abstention) and the swap
+  filter; see the labels change.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ class ConstitutionExplorer(Explorer):
 
     The teacher's verdicts for every principle of ``rlaif.PRINCIPLES``, pair and order are computed once
     (``rlaif.principle_log_odds``); a move only recombines them (``rlaif.combine_labels``) and updates
-    the bars, so it answers without calling the teacher. DPO is not rerun here (section 5 of the lab).
+    the bars, so it answers without calling the teacher. DPO is not rerun here (section 6 of the lab).
     Controls: one checkbox per principle, ``combine`` ("sample": one principle per pair; "sum": add the
-    log-odds of all), ``swap_filter`` (keep only the pairs consistent in both orders).
+    log-odds of all; "abstain": one principle per pair, the teacher abstains near a tie and the next
+    principle is asked, undecided pairs dropped), ``swap_filter`` (keep only the pairs consistent in both
+    orders; with "abstain" the verdicts are order-free and only the undecided pairs are dropped).
     """
 
     def __init__(self, teacher, tokenizer, pairs, seed: int = 0, cfg=None,
@@ -84,7 +87,7 @@ class ConstitutionExplorer(Explorer):
         self.values.update(combine="sample", swap_filter=False)
         for name in rlaif.PRINCIPLES:
             self.observe(name, widgets.Checkbox(value=self.values[name], description=name, indent=False))
-        self.observe("combine", widgets.Dropdown(options=["sample", "sum"], value="sample", description="combine"))
+        self.observe("combine", widgets.Dropdown(options=list(rlaif.COMBINES), value="sample", description="combine"))
         self.observe("swap_filter", widgets.Checkbox(value=False, description="keep only both-order agreement", indent=False))
         self.fig, (ax_l, ax_r) = new_figure(2, width=3.8, height=3.0)
         self.bars_l = ax_l.bar(["agrees\nwith human", "picks\nthe first", "kept"], [0, 0, 0], color=[MAJORITY, MINORITY, NEUTRAL])
@@ -114,7 +117,10 @@ class ConstitutionExplorer(Explorer):
             self.label.value = "pick at least one principle"
             return self.state
         labels = rlaif.combine_labels(self.log_odds, chosen, self.seed, self.values["combine"])
-        keep = labels["consistent"] if self.values["swap_filter"] else torch.ones_like(labels["consistent"])
+        if self.values["combine"] == "abstain":
+            keep = labels["decided"]  # (N,) the pairs no principle decided are dropped
+        else:
+            keep = labels["consistent"] if self.values["swap_filter"] else torch.ones_like(labels["consistent"])
         human = torch.tensor([bool(p["human_first"]) for p in self.pairs])  # (N,)
         right = (labels["first_ab"] == human)[keep]  # (K,)
         kinds = [p["kind"] for p, k in zip(self.pairs, keep.tolist()) if k]
