@@ -103,21 +103,38 @@ def open_notebook(page, server: Dict[str, str], name: str, timeout_s: float = 12
                                                                                       timeout=timeout_s * 1000)
 
 
-def run_all(page, timeout_s: float) -> float:
-    """Menu Run > Run All Cells; wait until the kernel has finished (or stopped at an error); return seconds.
+PROMPTS_JS = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
+STATUS_JS = "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status')"
 
-    Done when the kernel has been idle for three polls in a row after the run started. Cells left with
-    ``[*]`` then mean a cell failed and the rest were never run (``stderr_outputs`` says why).
-    """
-    start = time.time()
+
+def _click_run_all(page) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    idle_polls = 0
+
+
+def run_all(page, timeout_s: float) -> float:
+    """Menu Run > Run All Cells; wait until every code cell has run (or the run stopped at an error).
+
+    The run has started once a prompt shows ``[*]`` or a number (the menu click is retried if nothing
+    starts within 15 s). It is done when no prompt shows ``[*]`` and the kernel is idle for three polls
+    in a row, or when the kernel stays idle for 10 s with cells still queued (a cell failed and the rest
+    were never run: ``unrun_cells`` and ``stderr_outputs`` say so). Returns the seconds taken.
+    """
+    start = time.time()
+    _click_run_all(page)
+    started, idle_polls, last_click = False, 0, time.time()
     while time.time() - start < timeout_s:
         time.sleep(0.5)
-        status = page.eval_on_selector(".jp-Notebook-ExecutionIndicator", "e => e.getAttribute('data-status')")
+        prompts, status = page.evaluate(PROMPTS_JS), page.evaluate(STATUS_JS)
+        running = any("*" in p for p in prompts)
+        if not started:
+            started = running or any(re.search(r"\[\d+\]", p) for p in prompts)
+            if not started and time.time() - last_click > 15:
+                _click_run_all(page)
+                last_click = time.time()
+            continue
         idle_polls = idle_polls + 1 if status == "idle" else 0
-        if idle_polls >= 3 and time.time() - start > 2:
+        if (idle_polls >= 3 and not running) or idle_polls >= 20:
             return time.time() - start
     raise TimeoutError(f"Run All did not finish within {timeout_s} s")
 
