@@ -61,9 +61,6 @@ def write_student_edition(out_dir: Path, labs: Optional[List[Path]] = None) -> L
         target = out_dir / path.name
         nbformat.write(nb, target)
         written.append(target)
-    for extra in ("conftest.py", "nbval_sanitize.cfg"):  # the same nbval policy, for instructors who check it
-        if (LABS_DIR / extra).exists():
-            (out_dir / extra).write_text((LABS_DIR / extra).read_text())
     return written
 
 
