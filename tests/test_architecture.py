@@ -149,3 +149,20 @@ def test_no_private_helper_is_imported_across_modules():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("course_kit"):
                 bad += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
     assert not bad, f"make these public or keep them in one module: {bad}"
+
+
+@pytest.mark.parametrize("package", ["worlds", "preference", "rl", "diffusion", "fairness", "viz"])
+def test_every_re_exported_name_resolves(package):
+    module = importlib.import_module(f"course_kit.{package}")
+    missing = [name for name, where in module._EXPORTS.items()
+               if getattr(importlib.import_module(f"course_kit.{package}.{where}"), name, None) is None]
+    assert not missing, f"course_kit.{package} re-exports names its modules do not define: {missing}"
+    assert getattr(module, module.__all__[0]) is not None
+
+
+def test_a_light_import_stays_light():
+    code = ("import sys; from course_kit.preference import dpo_loss; from course_kit.rl import kl_k3; "
+            "print(sorted(m for m in ('transformers', 'trl', 'diffusers', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", f"importing two losses pulled in {done.stdout.strip()}"

@@ -10,7 +10,7 @@ Names are re-exported lazily: ``from course_kit.fairness import X`` imports only
 defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
-from importlib import import_module
+from course_kit.lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
     "BALANCED_SHARE": "clip_encoder",
@@ -61,13 +61,4 @@ _EXPORTS = {  # public name -> the module that defines it
     "style_gap": "representation",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,7 +12,7 @@ Names are re-exported lazily: ``from course_kit.preference import X`` imports on
 defines ``X``, so a light lab does not pay for a heavy neighbour. (Regenerated from the modules.)
 """
 
-from importlib import import_module
+from course_kit.lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
     "ProxyFit": "bradley_terry",
@@ -116,13 +116,4 @@ _EXPORTS = {  # public name -> the module that defines it
     "verdict_logprobs": "rlaif",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
