@@ -221,7 +221,8 @@ class DDPOExplorer(Explorer):
         self.shares.append(ev["share"])
         self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
-        self.label.value = (f"epoch {self.trainer.epoch} | female share {ev['share']:.2f} | None rate "
+        self.label.value = (f"{self.values['prompt']} | R_{self.values['reward']} | "
+                            f"epoch {self.trainer.epoch} | female share {ev['share']:.2f} | None rate "
                             f"{ev['none_rate']:.2f} | shares so far: " + ", ".join(f"{v:.2f}" for v in self.shares))
         self._draw(ev["images"])
         return self.state

@@ -22,6 +22,7 @@ from typing import Dict, Iterator, List, Optional
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 SLIDER = ".widget-slider"
+BUTTON = "button.jupyter-button:not(.mod-active)"  # a selected toggle button would change nothing
 ROOT_OUTPUT = ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output"
 
 
@@ -190,7 +191,7 @@ def controls_of(area) -> List[Dict]:
         found.append({"kind": "slider", "index": i})
     for i, _ in enumerate(area.locator(".widget-dropdown select").all()):
         found.append({"kind": "dropdown", "index": i})
-    for i, _ in enumerate(area.locator("button.jupyter-button").all()):
+    for i, _ in enumerate(area.locator(BUTTON).all()):
         found.append({"kind": "button", "index": i})
     return found
 
@@ -214,7 +215,7 @@ def move(area, control: Dict, step: int = 0) -> str:
         target = (current + 1) % max(len(options), 1)
         select.select_option(index=target)
         return f"dropdown {control['index']} -> option {target}"
-    button = area.locator("button.jupyter-button").nth(control["index"])
+    button = area.locator(BUTTON).nth(control["index"])
     button.scroll_into_view_if_needed()
     button.click()
     return f"button {control['index']} clicked"
