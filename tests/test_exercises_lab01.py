@@ -70,16 +70,16 @@ def test_tilt_share_rejects_wrong_implementations(wrong):
 # --- questions ------------------------------------------------------------------------------------
 def test_questions_compute_their_answers_from_state(capsys):
     world = MixtureConfig()
-    assert quiz.ask("lab01.q1", lambda: (3 / 7) ** 5 / (1 + (3 / 7) ** 5), world=world)
-    assert not quiz.ask("lab01.q1", 0.05, world=world)
-    assert quiz.ask("lab01.q2", math.log(99) / math.log(7 / 3), world=world)
-    assert not quiz.ask("lab01.q2", 7.5, world=world)
+    assert quiz.ask("lab01.q2", lambda: (3 / 7) ** 5 / (1 + (3 / 7) ** 5), world=world)
+    assert not quiz.ask("lab01.q2", 0.05, world=world)
+    assert quiz.ask("lab01.q3", math.log(99) / math.log(7 / 3), world=world)
+    assert not quiz.ask("lab01.q3", 7.5, world=world)
     no_gap = {7.5: {"sampler": 0.695}}
-    assert quiz.ask("lab01.q3", 0.70, no_gap=no_gap) and not quiz.ask("lab01.q3", 0.998, no_gap=no_gap)
-    assert quiz.ask("lab01.q4", 6.5, w=7.5) and not quiz.ask("lab01.q4", 8.5, w=7.5)
-    assert quiz.ask("lab01.q5", "b", near_mean_share=0.0, minority_count=23)
-    assert not quiz.ask("lab01.q5", "a", near_mean_share=0.0, minority_count=23)
-    assert quiz.ask("lab01.q5", "c", near_mean_share=0.0, minority_count=0)
+    assert quiz.ask("lab01.q5", 0.70, no_gap=no_gap) and not quiz.ask("lab01.q5", 0.998, no_gap=no_gap)
+    assert quiz.ask("lab01.q1", 6.5, w=7.5) and not quiz.ask("lab01.q1", 8.5, w=7.5)
+    assert quiz.ask("lab01.q4", "b", near_mean_share=0.0, minority_count=23)
+    assert not quiz.ask("lab01.q4", "a", near_mean_share=0.0, minority_count=23)
+    assert quiz.ask("lab01.q4", "c", near_mean_share=0.0, minority_count=0)
     out = capsys.readouterr().out
     assert "math.log" not in out and "3 / 7" not in out
 

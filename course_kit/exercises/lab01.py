@@ -102,22 +102,22 @@ def where_guidance_pushes(near_mean_share: float, minority_count: int) -> str:
 
 
 register_question(Question(
-    id="lab01.q1", lab="01", expected=lambda world: minority_share_at(world, 5.0), tol=0.003,
+    id="lab01.q2", lab="01", expected=lambda world: minority_share_at(world, 5.0), tol=0.003,
     hint="work with the odds majority : minority; each unit of w multiplies them by the same factor",
 ))
 register_question(Question(
-    id="lab01.q2", lab="01", expected=lambda world: weight_for_minority_share(world, 0.01), tol=0.1,
+    id="lab01.q3", lab="01", expected=lambda world: weight_for_minority_share(world, 0.01), tol=0.1,
     hint="1% minority means odds of 99 : 1; take logarithms of the odds",
 ))
 register_question(Question(
-    id="lab01.q3", lab="01", expected=lambda no_gap: no_gap[7.5]["sampler"], tol=0.01,
+    id="lab01.q5", lab="01", expected=lambda no_gap: no_gap[7.5]["sampler"], tol=0.01,
     hint="look at the guided noise when the two predictions are equal",
 ))
 register_question(Question(
-    id="lab01.q4", lab="01", expected=lambda w: ho_salimans_weight(w), tol=1e-6,
+    id="lab01.q1", lab="01", expected=lambda w: ho_salimans_weight(w), tol=1e-6,
     hint="write both formulas as eps_u + (something) (eps_c - eps_u) and compare the somethings",
 ))
 register_question(Question(
-    id="lab01.q5", lab="01", expected=where_guidance_pushes, choices=("a", "b", "c"),
+    id="lab01.q4", lab="01", expected=where_guidance_pushes, choices=("a", "b", "c"),
     hint="look at the share of samples near the conditional mean and at the minority's count",
 ))
