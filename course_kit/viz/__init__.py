@@ -39,6 +39,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "plot_gradient_weight": "dpo",
     "plot_lm_metrics": "dpo",
     "Explorer": "explorer",
+    "canvas_png": "explorer",
     "MARKERS": "latent",
     "RoutingExplorer": "latent",
     "plot_ablation": "latent",
@@ -80,7 +81,6 @@ _EXPORTS = {  # public name -> the module that defines it
     "MINORITY": "style",
     "NEUTRAL": "style",
     "new_figure": "style",
-    "show_in": "style",
     "use_style": "style",
 }
 __all__ = sorted(_EXPORTS)

@@ -30,7 +30,7 @@ from course_kit.diffusion.cfg_guidance import (
     tilted_majority_share,
     tilted_majority_shares,
 )
-from course_kit.viz.explorer import Explorer
+from course_kit.viz.explorer import Explorer, canvas_png
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 from course_kit.worlds.gaussian_mixture import GaussianMixture1D
 
@@ -227,19 +227,10 @@ class GuidanceExplorer(Explorer):
         redrawn over the stored background and the image is encoded fast (PNG, low compression)."""
         if fig is not self.figure or self._artists is None:
             return super().show(fig)
-        import io
-
-        from IPython.display import Image, clear_output, display
-        from PIL import Image as PILImage
-
         canvas = fig.canvas
         canvas.restore_region(self._background)
         ax = self._artists["ax"]
         for name in ("majority", "minority", "tilted", "text"):
             ax.draw_artist(self._artists[name])
-        buffer = io.BytesIO()
-        PILImage.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
-        self.png = buffer.getvalue()  # the image on display, readable by tests
-        with self.output:
-            clear_output(wait=True)
-            display(Image(data=self.png, format="png"))
+        self.png = canvas_png(canvas)  # the image on display, readable by tests
+        self.show_png(self.png)

@@ -12,7 +12,6 @@ the lecture "Week 13: Bias, Fairness, and Safety in VLMs", section "Direct Prefe
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any, Dict, Optional, Sequence
 
@@ -21,7 +20,7 @@ import torch
 from course_kit.preference import dpo_exact
 from course_kit.preference.dpo import gradient_weight_of_margin
 from course_kit.worlds import preference_world as pw
-from course_kit.viz.explorer import Explorer
+from course_kit.viz.explorer import Explorer, canvas_png
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 
 
@@ -192,18 +191,13 @@ class DPOExplorer(Explorer):
 
     def render_png(self) -> bytes:
         """Blit the animated artists on the static bitmap and return the figure as PNG bytes."""
-        import numpy as np
-        from PIL import Image
-
         canvas = self.figure.canvas
         canvas.restore_region(self._background)
         for name in ("curve", "point", "title0"):
             self.axes[0].draw_artist(self._artists[name])
         for name in ("optimum", "dpo", "title1"):
             self.axes[1].draw_artist(self._artists[name])
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
+        return canvas_png(canvas)
 
     def update(self, beta: Optional[float] = None, margin: Optional[float] = None) -> Dict[str, float]:
         """Set the artists for ``beta`` and ``margin`` (default: the controls' values), redraw; return ``state``."""

@@ -6,7 +6,9 @@ An explorer is a set of controls over a lab's results and a figure that answers 
 - ``explorer.update(**values) -> dict``: recompute for the given control values, redraw, and
   return the numbers on display (also kept in ``explorer.state``); the controls' observers call it;
 - ``explorer.figure``: the latest matplotlib figure, readable by tests;
-- ``explorer.show(fig)``: the one helper that draws a figure into the explorer's ``Output``.
+- ``explorer.show(fig)``: the one helper that draws a figure into the explorer's ``Output``;
+  ``explorer.show_png(png)`` shows an image already rendered (a fast redraw: blit the changing
+  artists, then ``canvas_png(fig.canvas)``).
 
 Plain pytest drives an explorer by setting a control's value (``explorer.controls["w"].value = 3``),
 which fires the same observer a browser does.
@@ -49,7 +51,27 @@ class Explorer:
             display(fig)
         plt.close(fig)
 
+    def show_png(self, png: bytes) -> None:
+        """Draw an already rendered PNG into the explorer's Output (replacing the previous image)."""
+        from IPython.display import Image, clear_output, display
+
+        with self.output:
+            clear_output(wait=True)
+            display(Image(data=png, format="png"))
+
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.widget)
+
+
+def canvas_png(canvas, compress_level: int = 1) -> bytes:
+    """Encode what an Agg canvas holds now as PNG, fast (low compression, no redraw of the figure)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=compress_level)
+    return buffer.getvalue()

@@ -237,9 +237,5 @@ class BetaExplorer(Explorer):
 
     def show(self, fig) -> None:
         """Draw the cached image of the beta on display into the Output (``fig`` stays open for the next move)."""
-        from IPython.display import Image, clear_output, display
-
         self.figure = fig
-        with self.output:
-            clear_output(wait=True)
-            display(Image(data=self._png[self._beta], format="png"))
+        self.show_png(self._png[self._beta])

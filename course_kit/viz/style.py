@@ -42,17 +42,3 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     fig.set_layout_engine("constrained")
     return fig, (axes[0, 0] if ncols * nrows == 1 else axes.ravel() if nrows == 1 or ncols == 1 else axes)
-
-
-def show_in(output, fig) -> None:
-    """Replace what an ipywidgets ``Output`` shows with ``fig``, then close ``fig`` (widget callbacks).
-
-    ``wait=True`` keeps the old figure until the new one is ready, so a slider move does not flicker.
-    """
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
-
-    with output:
-        clear_output(wait=True)
-        display(fig)
-    plt.close(fig)
