@@ -134,8 +134,6 @@ def run(lab: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 def build_data(argv: List[str]) -> int:
     """Regenerate the checkpoints in data/ named in ``argv`` (or all with ``--all``)."""
-    from pathlib import Path
-
     names = list(DATA) if argv == ["--all"] else argv
     unknown = [n for n in names if n not in DATA]
     if not names or unknown:

@@ -16,7 +16,6 @@ One validation style per kind of input, the existing public checkers: ``preferen
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from course_kit import quiz
 from course_kit.viz.style import new_figure
 from course_kit.runtime import get_device, progress, progress_enabled, seed_everything, set_progress
 

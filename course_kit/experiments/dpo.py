@@ -17,9 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Literal, Optional, Sequence
-
-import torch
+from typing import Dict, List, Literal, Sequence
 
 from course_kit.preference import dpo_exact
 from course_kit.preference import dpo_lm

@@ -17,13 +17,12 @@ responses that Lab 03's policy will find.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from course_kit.preference.bradley_terry import ProxyFit, bradley_terry_mle, fit_proxy_reward, pair_accuracy
+from course_kit.preference.bradley_terry import bradley_terry_mle, fit_proxy_reward, pair_accuracy
 from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world
 
 N_EVAL_PAIRS = 4000  # held-out pairs (from pi_ref, clean labels) for every accuracy in the lab

@@ -14,7 +14,6 @@ eraser needs the brand of a sample of packages: fairness work needs the attribut
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

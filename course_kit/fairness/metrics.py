@@ -17,7 +17,7 @@ reference of the lab's exercise and as a cross-check of the library in the tests
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
