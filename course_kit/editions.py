@@ -37,7 +37,9 @@ def student_notebook(nb):
     nb.metadata.setdefault("language_info", {"name": "python"})
     nb, _ = ClearSolutions(enforce_metadata=False).preprocess(nb, {})
     nb, _ = ClearOutput().preprocess(nb, {})
+    nb.metadata.pop("widgets", None)  # the instructor's saved widget views (tens of KB) are not the student's
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # the instructor's timings
         if BEGIN in cell.source or END in cell.source:
             raise ValueError(f"unbalanced solution markers left in a cell: {cell.source[:120]!r}")
         cell.metadata.pop("nbgrader", None)

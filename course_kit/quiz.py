@@ -6,7 +6,8 @@ in the notebook beside the answer. A lab module in ``course_kit.exercises`` regi
     register_question(Question(
         id="lab01.q1", lab="01",
         expected=lambda shares: float(shares[3.0]),   # from the lab's state, passed by name
-        tol=0.02, hint="read the sampler's table at w = 3, not the tilted law"))
+        tol=0.02, hint="read the sampler's table at w = 3, not the tilted law",
+        explanation="each unit of w multiplies the majority's odds by the same factor"))
 
 and the notebook asks it with the student's answer inside a function (so the student edition can
 clear the body and the lab still runs top to bottom):
@@ -42,6 +43,7 @@ class Question:
     tol: float = 1e-2  # absolute tolerance of a numeric answer
     choices: Optional[Sequence[str]] = None  # the allowed answers of a multiple-choice question
     hint: str = ""  # printed after a wrong answer: guides, never gives the formula
+    explanation: str = ""  # printed after a correct answer: why it is right (one or two sentences)
 
     def __post_init__(self):
         if not self.id or "." not in self.id:
@@ -97,7 +99,15 @@ def ask(question_id: str, answer: Any, **state: Any) -> bool:
         what = f"pick one of {list(question.choices)}" if question.choices else "return a number"
         print(f"{question_id}: no answer yet - {what}")
         return False
-    expected = question.expected(**state)
+    try:
+        expected = question.expected(**state)
+    except TypeError as error:
+        print(f"{question_id}: cannot check yet - the lab's state does not fit this question ({error}); "
+              f"run the cells above it first")
+        return False
+    except Exception as error:  # a state a real run can produce but the question cannot use
+        print(f"{question_id}: cannot check with this run's results ({type(error).__name__}: {error})")
+        return False
     if question.choices is not None:
         given = str(value).strip().lower()
         allowed = [str(c).lower() for c in question.choices]
@@ -105,6 +115,7 @@ def ask(question_id: str, answer: Any, **state: Any) -> bool:
             print(f"{question_id}: {value!r} is not one of the choices {list(question.choices)}")
             return False
         ok = given == str(expected).lower()
+        shown = f" ({expected})"
     else:
         try:
             number = float(value)
@@ -114,8 +125,20 @@ def ask(question_id: str, answer: Any, **state: Any) -> bool:
         if not math.isfinite(number):
             print(f"{question_id}: the answer must be finite, got {number}")
             return False
-        ok = abs(number - float(expected)) <= question.tol
-    print(f"{question_id}: correct" if ok else f"{question_id}: not yet" + (f" - {question.hint}" if question.hint else ""))
+        try:
+            target = float(expected)
+        except (TypeError, ValueError):
+            print(f"{question_id}: cannot check with this run's results (no numeric answer: {expected!r})")
+            return False
+        if not math.isfinite(target):
+            print(f"{question_id}: this run's results give no finite answer ({target}); nothing to compare")
+            return False
+        ok = abs(number - target) <= question.tol
+        shown = f" (this run: {target:.4g})"
+    if ok:
+        print(f"{question_id}: correct{shown}" + (f"\n  why: {question.explanation}" if question.explanation else ""))
+    else:
+        print(f"{question_id}: not yet" + (f" - {question.hint}" if question.hint else ""))
     return ok
 
 
@@ -131,6 +154,10 @@ def predict(prediction_id: str, guess: Any) -> Optional[float]:
     except (TypeError, ValueError):
         print(f"{prediction_id}: a prediction must be a number, got {value!r}")
         return None
+    if not math.isfinite(number):
+        print(f"{prediction_id}: a prediction must be a finite number, got {number}")
+        _PREDICTIONS.pop(prediction_id, None)
+        return None
     _PREDICTIONS[prediction_id] = number
     print(f"{prediction_id}: prediction recorded ({number:g}); the measurement comes below")
     return number
@@ -138,7 +165,14 @@ def predict(prediction_id: str, guess: Any) -> Optional[float]:
 
 def reveal(prediction_id: str, measured: float, tol: float = 0.1) -> Optional[bool]:
     """Compare the recorded prediction with the ``measured`` value; True when within ``tol``."""
-    measured = float(measured)
+    try:
+        measured = float(measured)
+    except (TypeError, ValueError):
+        print(f"{prediction_id}: no measurement to compare with ({measured!r})")
+        return None
+    if not math.isfinite(measured):
+        print(f"{prediction_id}: this run gave no finite measurement ({measured}); nothing to compare")
+        return None
     if prediction_id not in _PREDICTIONS:
         print(f"{prediction_id}: measured {measured:.3g} (you made no prediction)")
         return None

@@ -1,8 +1,10 @@
 """Runtime basics shared by every lab: device choice, seeding, progress bars.
 
 - ``DATA_DIR`` is where the small checkpoints of ``data/`` live.
-- ``get_device()`` picks CUDA when present, else CPU (override with ``COURSE_KIT_DEVICE``);
-  ``resolve_device(device)`` is ``get_device()`` for None, else the given device, checked.
+- ``get_device()`` is the CPU for the toy scale, on every machine (the stored figures were made there,
+  and a Colab GPU would change their last digits); ``get_device(scale="full")`` picks CUDA when
+  present. ``COURSE_KIT_DEVICE`` overrides both. ``resolve_device(device, scale)`` is ``get_device``
+  for None, else the given device, checked.
 - ``seed_everything(seed)`` seeds Python, NumPy and torch so that stored notebook outputs are
   deterministic on a given machine (what strict ``pytest --nbval`` needs).
 - ``single_thread()`` runs torch on one CPU thread inside a ``with`` block. The labs' tensors are
@@ -37,8 +39,11 @@ DATA_DIR = Path(os.environ.get("COURSE_KIT_DATA", Path(__file__).resolve().paren
 _PROGRESS_OVERRIDE: Optional[bool] = None
 
 
-def get_device(prefer: Optional[str] = None) -> torch.device:
-    """Return the device to compute on: ``prefer`` if given, else $COURSE_KIT_DEVICE, else CUDA if available, else CPU."""
+def get_device(prefer: Optional[str] = None, scale: str = "toy") -> torch.device:
+    """Return the device to compute on: ``prefer`` if given, else $COURSE_KIT_DEVICE, else the CPU for
+    ``scale="toy"`` (the toy labs' stored figures are CPU figures) and CUDA if available for ``scale="full"``."""
+    if scale not in ("toy", "full"):
+        raise ValueError(f"scale must be 'toy' or 'full', got {scale!r}")
     name = prefer or os.environ.get("COURSE_KIT_DEVICE")
     if name:
         if name.startswith("cuda") and not torch.cuda.is_available():
@@ -46,6 +51,8 @@ def get_device(prefer: Optional[str] = None) -> torch.device:
         if not (name == "cpu" or name.startswith("cuda") or name == "mps"):
             raise ValueError(f"unknown device {name!r}; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'")
         return torch.device(name)
+    if scale == "toy":
+        return torch.device("cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -62,10 +69,10 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
-def resolve_device(device: Optional[torch.device | str] = None) -> torch.device:
-    """``get_device()`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
+def resolve_device(device: Optional[torch.device | str] = None, scale: str = "toy") -> torch.device:
+    """``get_device(scale=scale)`` for None, else the given device checked by ``get_device`` ("cpu:0" counts as "cpu")."""
     if device is None:
-        return get_device()
+        return get_device(scale=scale)
     device = torch.device(device)
     return get_device("cpu" if device.type == "cpu" else str(device))
 

@@ -82,8 +82,8 @@ def test_ask_computes_the_expected_value_from_state(toy_question, capsys):
     assert not quiz.ask("lab00.q2", "d")
     assert not quiz.ask("lab00.q1", "lots", share=0.9)
     assert capsys.readouterr().out.splitlines() == [
-        "lab00.q1: correct", "lab00.q1: not yet - read the table", "lab00.q1: no answer yet - return a number",
-        "lab00.q2: correct", "lab00.q2: 'd' is not one of the choices ['a', 'b', 'c']",
+        "lab00.q1: correct (this run: 0.927)", "lab00.q1: not yet - read the table", "lab00.q1: no answer yet - return a number",
+        "lab00.q2: correct (b)", "lab00.q2: 'd' is not one of the choices ['a', 'b', 'c']",
         "lab00.q1: the answer must be a number, got 'lots'"]
     with pytest.raises(KeyError, match="known questions"):
         quiz.ask("lab00.q9", 1.0)

@@ -24,7 +24,10 @@ def test_bad_seeds_are_rejected(seed):
 
 def test_device_defaults_and_errors(monkeypatch):
     monkeypatch.delenv("COURSE_KIT_DEVICE", raising=False)
-    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device().type == "cpu"  # the toy scale stays on the CPU on every machine (its figures are CPU figures)
+    assert get_device(scale="full").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="scale"):
+        get_device(scale="huge")
     assert get_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="unknown device"):
         get_device("tpu")

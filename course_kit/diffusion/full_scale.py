@@ -51,7 +51,7 @@ class LabScale:
     gradient_checkpointing: bool = False  # full: recompute UNet activations in backward (less GPU memory)
     dtype: Optional[torch.dtype] = None  # full: frozen weights' dtype (None: float16 on CUDA, float32 on CPU)
     threshold: float = CONFIDENCE_THRESHOLD  # confidence level of the "female"/"male"/None labels (seed: 0.7)
-    device: Optional[str] = None  # None: course_kit.runtime.get_device()
+    device: Optional[str] = None  # None: course_kit.runtime.get_device(scale="full"): CUDA when present
     seed: int = 0  # seeds the tiny components and the LoRA initialisation
 
     def __post_init__(self):
@@ -63,7 +63,7 @@ def _build_toy(config: LabScale) -> Tuple[DiffusionPolicy, Classify]:
     from course_kit.diffusion import portrait_classifier
     from course_kit.diffusion import portrait_diffusion
 
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, scale="full")
     classifier = portrait_classifier.load_classifier().to(device)  # data/portrait_classifier
     if config.threshold != classifier.config.confidence:
         raise ValueError(f"the toy classifier was built with confidence {classifier.config.confidence}; "
@@ -120,7 +120,7 @@ def default_ddpo_config(scale: Scale = "toy", **overrides) -> DDPOConfig:
     if scale == "full":
         from course_kit.diffusion.sd_policy import default_dtype
 
-        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(default_dtype(resolve_device(None)), "no")
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(default_dtype(resolve_device(None, scale="full")), "no")
         base = dict(n_inference_steps=20, eta=1.0, w=5.0, batch_size=8, n_batches_per_epoch=2,
                     train_batch_size=4, lr=3e-4, clip_range=1e-4, adv_clip_max=5.0, mixed_precision=precision)
         base.update(overrides)

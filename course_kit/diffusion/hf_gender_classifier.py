@@ -77,7 +77,7 @@ class HFGenderClassifier:
     Args:
         model: hub id or local folder of an image-classification model (default the paper's classifier).
         threshold: confidence level of the paper (0.7); below it in both directions the label is None.
-        device: where the classifier runs; default ``get_device()``.
+        device: where the classifier runs; default ``get_device(scale="full")`` (CUDA when present).
         batch_size: images per forward pass inside the pipeline.
     """
 
@@ -90,7 +90,7 @@ class HFGenderClassifier:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.threshold = threshold
         self.batch_size = batch_size
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, scale="full")
         self.pipe = pipeline("image-classification", model=str(model), device=self.device)
         id2label = self.pipe.model.config.id2label
         self.female_label, self.male_label = gender_label_names(id2label)

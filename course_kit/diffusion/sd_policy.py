@@ -130,7 +130,7 @@ def load_stable_diffusion(model_id: str = SD15_MODEL_ID, device: Optional[torch.
     """
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    device = resolve_device(device)
+    device = resolve_device(device, scale="full")
     dtype = dtype or default_dtype(device)
     variant = {"variant": "fp16"} if dtype == torch.float16 else {}  # bfloat16: cast from the float32 files
     pipe = StableDiffusionPipeline.from_pretrained(model_id, torch_dtype=dtype, safety_checker=None,
@@ -148,7 +148,7 @@ class StableDiffusionPolicy:
         lora_rank: rank r of the LoRA matrices (ddpo-pytorch: 4).
         lora_alpha: LoRA scaling numerator (alpha / r multiplies B A); None means alpha = r.
         image_size: output height = width in pixels (SD v1.5: 512; the tiny pipeline: 16).
-        device: where to run; default ``get_device()``.
+        device: where to run; default ``get_device(scale="full")`` (CUDA when present).
         dtype: weight dtype of the frozen parts; default float16 on CUDA, float32 elsewhere.
         lora_seed: seeds the LoRA initialisation, so every process of a multi-process run starts equal.
         gradient_checkpointing: recompute the UNet's activations in the backward pass instead of
@@ -166,7 +166,7 @@ class StableDiffusionPolicy:
             raise TypeError(f"pipeline must be a diffusers StableDiffusionPipeline, got {type(pipeline).__name__}")
         if isinstance(lora_rank, bool) or not isinstance(lora_rank, int) or lora_rank < 1:
             raise ValueError(f"lora_rank must be an integer >= 1, got {lora_rank!r}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, scale="full")
         self.dtype = dtype or default_dtype(self.device)
         if self.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {self.dtype}")
