@@ -48,7 +48,7 @@ test: setup-test
 	$(BIN)/python -m pytest tests/browser -q -rs
 
 student-edition: setup-test
-	$(BIN)/course-kit student-edition student
+	$(BIN)/course-kit student-edition student --force
 
 notebooks: setup-test
 	$(BIN)/python -m course_kit.notebooks labs/*.ipynb

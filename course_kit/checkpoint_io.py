@@ -11,6 +11,10 @@ only logs a line. Every loader here raises ``CheckpointError`` (a ValueError) wh
 - a tensor of the model is missing from the file, the file holds a tensor the model does not have,
   or a shape differs (``check_weights``);
 - a safetensors or JSON file does not parse (``read_json``, ``check_weights``);
+- a file of a checkpoint in ``data/`` differs from the SHA-256 recorded when it was built
+  (``data/checksums.json``, written by ``course-kit build-data``): a flipped byte in the weights, or a
+  config edited in a way that keeps every shape (a threshold, an activation, a scheduler's betas), is
+  refused before anything loads (``verify_checksums``);
 
 and the message names the file and the command that rebuilds it, ``course-kit build-data NAME``.
 A missing file is a ``FileNotFoundError`` with the same hint.
@@ -25,6 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Tuple
 
 from torch import nn
+
+CHECKSUMS_FILE = "checksums.json"  # in data/: {"<folder>/<file>": "<sha256>"} for every checkpoint file
 
 
 class CheckpointError(ValueError):
@@ -51,7 +57,80 @@ def require_files(path, files: Iterable[str], name: str) -> Path:
     for file in files:
         if not (path / file).exists():
             raise FileNotFoundError(f"{path / file} is missing; rebuild it with `{rebuild_command(name)}`")
+    verify_checksums(path, name)
     return path
+
+
+def sha256_of(file) -> str:
+    """The SHA-256 of ``file``'s bytes, as hex."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_dir() -> Path:
+    """The project's data folder (``runtime.DATA_DIR``, read at call time)."""
+    from course_kit import runtime
+
+    return Path(runtime.DATA_DIR)
+
+
+def _manifest_path(root: Path) -> Path:
+    return root / CHECKSUMS_FILE
+
+
+def read_checksums(root=None) -> Dict[str, str]:
+    """The recorded checksums of ``root`` (default: data/); {} when none are recorded."""
+    root = Path(root) if root is not None else data_dir()
+    file = _manifest_path(root)
+    if not file.exists():
+        return {}
+    value = json.loads(file.read_text())
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file}: must hold a JSON object of file -> sha256")
+    return value
+
+
+def record_checksums(folder, root=None) -> Dict[str, str]:
+    """Record the SHA-256 of every file under ``folder`` (inside ``root``, default data/) in data/checksums.json."""
+    root = Path(root) if root is not None else data_dir()
+    folder = Path(folder)
+    manifest = read_checksums(root)
+    prefix = folder.resolve().relative_to(root.resolve()).as_posix()
+    manifest = {k: v for k, v in manifest.items() if not (k == prefix or k.startswith(prefix + "/"))}
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and not file.is_symlink():
+            manifest[file.resolve().relative_to(root.resolve()).as_posix()] = sha256_of(file)
+    from course_kit.safe_write import write_text_atomic
+
+    write_text_atomic(_manifest_path(root), json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+    return manifest
+
+
+def verify_checksums(path, name: str) -> None:
+    """Refuse a checkpoint folder inside data/ whose files differ from their recorded SHA-256 (one line).
+
+    Folders outside data/ (a student's own run) are not checked: nothing was recorded for them.
+    """
+    root = data_dir().resolve()
+    folder = Path(path).resolve()
+    try:
+        folder.relative_to(root)
+    except ValueError:
+        return
+    manifest = read_checksums(root)
+    for file in sorted(folder.iterdir()):
+        if not file.is_file():
+            continue
+        key = file.relative_to(root).as_posix()
+        if key not in manifest:
+            raise checkpoint_error(file, "has no recorded checksum in data/checksums.json (not made by the builder)", name)
+        if sha256_of(file) != manifest[key]:
+            raise checkpoint_error(file, "does not match the SHA-256 recorded when it was built (corrupt or edited)", name)
 
 
 def read_json(file, name: str) -> Dict[str, Any]:
@@ -96,10 +175,13 @@ def save_checkpoint(model: nn.Module, config: Any, out_dir) -> Path:
 
     if not is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a dataclass instance (saved as config.json), got {type(config).__name__}")
+    from course_kit.safe_write import replace_atomic, write_text_atomic
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out_dir / "model.safetensors")
-    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    with replace_atomic(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_text_atomic(out_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n")
     return out_dir
 
 
@@ -156,7 +238,8 @@ def load_hf_checkpoint(path, model_class, name: str):
     tied = ("lm_head.weight",) if getattr(config, "tie_word_embeddings", False) and "lm_head.weight" in expected else ()
     check_weights(weights_file, expected, name, tied=tied)
     try:
-        model, info = model_class.from_pretrained(path, local_files_only=True, dtype=torch.float32, output_loading_info=True)
+        model, info = model_class.from_pretrained(path, local_files_only=True, dtype=torch.float32, output_loading_info=True,
+                                                  use_safetensors=True)  # never a pickle fallback
     except Exception as error:
         raise checkpoint_error(weights_file, f"cannot be loaded ({type(error).__name__}: {error})", name) from error
     reported = [f"{k}: {sorted(info[k])}" for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)]

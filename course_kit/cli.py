@@ -134,18 +134,28 @@ def run(lab: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 def build_data(argv: List[str]) -> int:
     """Regenerate the checkpoints in data/ named in ``argv`` (or all with ``--all``)."""
-    names = list(DATA) if argv == ["--all"] else argv
-    unknown = [n for n in names if n not in DATA]
-    if not names or unknown:
-        print(f"usage: course-kit build-data <name>... | --all; known: {', '.join(DATA) or '(none)'}", file=sys.stderr)
-        return 2
+    from course_kit.checkpoint_io import record_checksums
     from course_kit.runtime import DATA_DIR
 
+    if argv[:1] == ["--record-checksums"]:  # after committing files a builder made: record what is there now
+        names = argv[1:] or list(DATA)
+    else:
+        names = list(DATA) if argv == ["--all"] else argv
+    unknown = [n for n in names if n not in DATA]
+    if not names or unknown:
+        print(f"usage: course-kit build-data <name>... | --all | --record-checksums [<name>...]; "
+              f"known: {', '.join(DATA) or '(none)'}", file=sys.stderr)
+        return 2
     out_dir = DATA_DIR
     for name in names:
+        if argv[:1] == ["--record-checksums"]:
+            record_checksums(out_dir / name, out_dir)
+            print(f"{name}: checksums recorded in {out_dir / 'checksums.json'}")
+            continue
         module_name, func_name = DATA[name].split(":")
         path = getattr(importlib.import_module(module_name), func_name)(out_dir)
-        print(f"{name}: wrote {path}")
+        record_checksums(out_dir / name, out_dir)
+        print(f"{name}: wrote {path} (checksums recorded)")
     return 0
 
 

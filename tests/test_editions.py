@@ -65,3 +65,32 @@ def test_committed_student_edition_is_up_to_date(path):
     mine = nbformat.read(stored, as_version=4)
     assert [(c.cell_type, c.source) for c in mine.cells] == [(c.cell_type, c.source) for c in fresh.cells], \
         f"student/{path.name} is out of date: run `make student-edition`"
+
+
+def test_existing_notebooks_are_kept_unless_forced(tmp_path):
+    lab = LABS[0]
+    mine = tmp_path / lab.name
+    mine.write_text("my own work")
+    with pytest.raises(FileExistsError, match="--force"):
+        editions.write_student_edition(tmp_path, [lab])
+    assert mine.read_text() == "my own work"
+    assert editions.main([str(tmp_path)]) == 2
+    assert mine.read_text() == "my own work"
+    editions.write_student_edition(tmp_path, [lab], force=True)
+    assert "YOUR" in mine.read_text() or "NotImplementedError" in mine.read_text()
+
+
+def test_a_symlinked_target_is_never_written_through(tmp_path):
+    lab = LABS[0]
+    victim = tmp_path / "complete.ipynb"
+    victim.write_text(lab.read_text())
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / lab.name).symlink_to(victim)
+    before = victim.read_text()
+    with pytest.raises(OSError, match="symbolic link"):
+        editions.write_student_edition(out, [lab], force=True)
+    assert victim.read_text() == before
+    assert editions.main([str(out), "--force"]) == 2
+    assert victim.read_text() == before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -338,17 +338,27 @@ def build_checkpoint(out_dir: Path, cfg: Optional[TeacherConfig] = None) -> Path
 
 
 def load_teacher(path: Optional[Path] = None, device=None):
-    """Load ``(teacher, tokenizer, cfg)`` from ``path`` (default ``data/rlaif_teacher``), offline, in eval mode."""
-    from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+    """Load ``(teacher, tokenizer, cfg)`` from ``path`` (default ``data/rlaif_teacher``), offline, in eval mode.
+
+    Strict, like every checkpoint (``checkpoint_io.load_hf_checkpoint``): a changed layer count, an
+    untied or missing head, a truncated or edited file, or a missing ``model.safetensors`` is a
+    one-line ``CheckpointError`` naming the file and `course-kit build-data rlaif_teacher`, never a
+    randomly initialised layer or a pickle fallback.
+    """
+    from transformers import GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
+    from course_kit.checkpoint_io import checkpoint_error, load_hf_checkpoint, read_json, require_files
+
     path = Path(path) if path is not None else DEFAULT_PATH
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no teacher checkpoint in {path}; build it with `course-kit build-data rlaif_teacher`")
+    require_files(path, ("config.json", "model.safetensors", "tokenizer.json", "training.json"), "rlaif_teacher")
     hf_logging.disable_progress_bar()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
-    teacher = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-    cfg = TeacherConfig(**json.loads((path / "training.json").read_text())["teacher"])
+    teacher, tokenizer = load_hf_checkpoint(path, GPT2LMHeadModel, "rlaif_teacher")
+    try:
+        cfg = TeacherConfig(**read_json(path / "training.json", "rlaif_teacher")["teacher"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise checkpoint_error(path / "training.json", f"does not describe a TeacherConfig ({type(error).__name__}: {error})",
+                               "rlaif_teacher") from error
     device = get_device(device) if isinstance(device, (str, type(None))) else device
     return teacher.to(device).eval(), tokenizer, cfg
 

@@ -32,7 +32,7 @@ def student_labs(tmp_path_factory):
     from course_kit.editions import write_student_edition
 
     root = tmp_path_factory.mktemp("student-edition")
-    write_student_edition(root)
+    write_student_edition(root, force=True)
     return root
 
 
