@@ -16,6 +16,10 @@
 - ``progress(iterable, ...)`` is a tqdm bar that can be turned off globally: by
   ``set_progress(False)`` or the environment variable ``COURSE_KIT_PROGRESS=0``. ``labs/conftest.py``
   turns it off for nbval because a live bar's text depends on timing (not reproducible output).
+  In a notebook it is **one line of text per cell**, never a widget: every bar a cell opens writes
+  into the same display area, which is emptied when the bar closes, so nothing is left behind (no
+  pile of bars, no "Error displaying widget" after a reload). A bar appears only after
+  ``PROGRESS_DELAY_S`` seconds, so short cells show none. In a terminal it is tqdm's text bar.
 """
 
 from __future__ import annotations
@@ -114,15 +118,53 @@ def progress_enabled() -> bool:
     return os.environ.get("COURSE_KIT_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
-def progress(iterable: Optional[Iterable[T]] = None, desc: str = "", total: Optional[int] = None, **kwargs):
-    """A tqdm progress bar (notebook widget in Jupyter, text in a terminal) that obeys ``set_progress``.
+PROGRESS_DELAY_S = 3.0  # a bar shows only once its loop has run this long: short cells show no progress
 
-    ``disable=`` is passed explicitly because ``TQDM_DISABLE`` does not reach ``tqdm.notebook``.
+
+def _in_notebook_kernel() -> bool:
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _CellLine:
+    """A file-like object tqdm writes to: one text display area per executed cell, emptied on close."""
+
+    _handle = None  # the IPython DisplayHandle of the cell that runs now
+    _count = None  # the execution count it belongs to
+
+    def _area(self):
+        from IPython import get_ipython
+        from IPython.display import display
+
+        count = get_ipython().execution_count
+        if _CellLine._count != count or _CellLine._handle is None:
+            _CellLine._handle = display({"text/plain": ""}, raw=True, display_id=True)
+            _CellLine._count = count
+        return _CellLine._handle
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        self._area().update({"text/plain": line}, raw=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def progress(iterable: Optional[Iterable[T]] = None, desc: str = "", total: Optional[int] = None, **kwargs):
+    """A progress bar that obeys ``set_progress``: one replaced text line per notebook cell, tqdm text elsewhere.
+
+    ``disable=`` is passed explicitly because ``TQDM_DISABLE`` does not reach tqdm's notebook bars.
     """
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm
 
     kwargs.setdefault("disable", not progress_enabled())
     kwargs.setdefault("leave", False)
+    kwargs.setdefault("delay", PROGRESS_DELAY_S)
+    if _in_notebook_kernel():
+        kwargs.setdefault("file", _CellLine())
+        kwargs.setdefault("ncols", 80)
+        kwargs.setdefault("ascii", True)
     return tqdm(iterable, desc=desc, total=total, **kwargs)
 
 
