@@ -11,7 +11,9 @@ import json
 import re
 import os
 import shutil
+import signal
 import socket
+import threading
 import subprocess
 import sys
 import time
@@ -62,8 +64,14 @@ def jupyter_lab(root: Path, log_path: Path) -> Iterator[Dict[str, str]]:
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))  # no news pop-up
     log = open(log_path, "w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    # Its own process group (killed as a whole on every exit path), and, on Linux, SIGKILL when this
+    # process dies, even by kill -9: no JupyterLab or kernel is left computing after the suite.
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True,
+                              preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     base = f"http://127.0.0.1:{port}"
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_system_exit)  # a killed pytest still runs the finally below
     try:
         deadline = time.time() + 120
         while True:
@@ -76,12 +84,36 @@ def jupyter_lab(root: Path, log_path: Path) -> Iterator[Dict[str, str]]:
                 time.sleep(0.5)
         yield {"base": base, "token": token}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process_group(server)
         log.close()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _raise_system_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def stop_process_group(server: subprocess.Popen) -> None:
+    """Terminate the server and everything in its process group (kernels included); kill what stays."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=5)
 
 
 def shutdown_kernels(server: Dict[str, str]) -> None:
@@ -219,3 +251,60 @@ def move(area, control: Dict, step: int = 0) -> str:
     button.scroll_into_view_if_needed()
     button.click()
     return f"button {control['index']} clicked"
+
+
+MAX_OUTPUTS_PER_CELL = 6  # "a handful": more means a pile of progress bars or prints a student must scroll past
+
+
+def outputs_per_cell(page) -> List[int]:
+    """Number of top-level outputs of each code cell, in order."""
+    return page.eval_on_selector_all(".jp-CodeCell", "els => els.map(e => e.querySelectorAll("
+                                     "'.jp-Cell-outputArea > .jp-OutputArea-child').length)")
+
+
+def collapsed_outputs(page) -> int:
+    """Cells whose outputs JupyterLab trimmed behind "Show more outputs"."""
+    return page.locator("text=Show more outputs").count()
+
+
+def mathjax_errors(page) -> List[str]:
+    """Formulas MathJax could not typeset (it renders them as <mjx-merror>), with their text."""
+    return page.eval_on_selector_all("mjx-merror", "els => els.map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 200))")
+
+
+def wait_for_mathjax(page, timeout_s: float = 30) -> None:
+    """Scroll through the notebook so that every markdown cell is typeset, then wait for MathJax to settle."""
+    page.evaluate("""async () => {
+        const cells = [...document.querySelectorAll('.jp-MarkdownCell')];
+        for (const c of cells) { c.scrollIntoView(); await new Promise(r => setTimeout(r, 15)); }
+    }""")
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        pending = page.evaluate("() => document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown:empty').length")
+        if not pending:
+            break
+        time.sleep(0.25)
+    page.wait_for_timeout(500)
+
+
+def save_notebook(page) -> None:
+    """Save with the keyboard shortcut and wait until the document is no longer dirty."""
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if page.locator(".jp-mod-dirty").count() == 0:
+            return
+        time.sleep(0.25)
+    raise TimeoutError("the notebook did not save within 30 s")
+
+
+def screenshot_figures(page, folder: Path) -> int:
+    """A screenshot of every output that holds a figure (an <img>), for the CI artefacts; returns how many."""
+    folder.mkdir(parents=True, exist_ok=True)
+    areas = page.locator(f"{ROOT_OUTPUT}:has(img)").all()
+    for k, area in enumerate(areas):
+        with contextlib.suppress(Exception):
+            area.scroll_into_view_if_needed(timeout=5000)
+            area.screenshot(path=str(folder / f"figure-{k:02d}.png"), timeout=10000)
+    return len(areas)

@@ -1,8 +1,12 @@
 """Each lab's student edition runs top to bottom in JupyterLab, shows no error or warning, and its widgets answer.
 
 For every lab: open it, Run All Cells, then assert no stderr output (tracebacks and library warnings
-render there), no "Error displaying widget", and that every control of every explorer (sliders by
-keyboard, dropdowns by selection, buttons by click) changes that explorer's figure or label.
+render there), no "Error displaying widget", no output collapsed behind "Show more outputs" and no
+cell with more than a handful of outputs (a pile of progress bars), no formula MathJax could not
+typeset, and that every control of every explorer (sliders by keyboard, dropdowns by selection,
+buttons by click) changes that explorer's figure or label. Then save, reopen the notebook in a fresh
+browser context (as a student reloading the page): still no dead widget, no error output and no
+MathJax error. A screenshot of every figure is left in ``runs/browser/figures/<lab>/`` (CI artefacts).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import json
 import pytest
 
 from conftest import ARTIFACTS
-from harness import broken_widgets, unrun_cells, controls_of, fingerprint, move, open_notebook, run_all, shutdown_kernels, \
-    stderr_outputs, wait_changed, widget_outputs
+from harness import MAX_OUTPUTS_PER_CELL, broken_widgets, collapsed_outputs, controls_of, fingerprint, mathjax_errors, \
+    move, open_notebook, outputs_per_cell, run_all, save_notebook, screenshot_figures, shutdown_kernels, stderr_outputs, \
+    unrun_cells, wait_changed, wait_for_mathjax, widget_outputs
 from course_kit.editions import LABS_DIR
 
 LABS = sorted(p.name for p in LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -52,6 +57,25 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
                 LATENCY.append({"lab": lab[:2], "control": action, "seconds": round(seconds_to_change, 3)})
                 page.wait_for_timeout(300)  # let the figure settle before the next control
         assert broken_widgets(page) == 0 and not stderr_outputs(page), f"{lab}: a widget move broke something: {moved}"
+        counts = outputs_per_cell(page)
+        crowded = {i: n for i, n in enumerate(counts) if n > MAX_OUTPUTS_PER_CELL}
+        assert not crowded, f"{lab}: code cells with more than {MAX_OUTPUTS_PER_CELL} outputs (cell index: count): {crowded}"
+        assert collapsed_outputs(page) == 0, f"{lab}: outputs collapsed behind 'Show more outputs'"
+        wait_for_mathjax(page)
+        assert not mathjax_errors(page), f"{lab}: formulas MathJax could not typeset: {mathjax_errors(page)}"
+        screenshot_figures(page, ARTIFACTS / "figures" / lab[:-6])
+        save_notebook(page)
+        context.close()
+        # a student reloads the page: a fresh browser context, the kernel still running
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.on("console", lambda message: console.append(f"reload {message.type}: {message.text}"))
+        open_notebook(page, lab_server, lab)
+        page.wait_for_timeout(2000)  # let widget views reconnect to their models
+        wait_for_mathjax(page)
+        assert broken_widgets(page) == 0, f"{lab}: 'Error displaying widget' after saving and reopening"
+        assert not stderr_outputs(page), f"{lab}: error outputs after saving and reopening: {stderr_outputs(page)}"
+        assert not mathjax_errors(page), f"{lab}: MathJax errors after reopening: {mathjax_errors(page)}"
     except Exception:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{lab}.png"), full_page=True)
