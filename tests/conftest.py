@@ -25,3 +25,26 @@ def rewrite_weights():
     """``rewrite_weights(folder, edit)``: apply ``edit`` to the dict of tensors in ``folder/model.safetensors``, save it back
     (the strict-loading tests remove, add or reshape a tensor with it)."""
     return _rewrite_weights
+
+
+@pytest.fixture(autouse=True)
+def figure_audit(request):
+    """Every figure a viz test draws goes through the legibility audit (course_kit.viz.audit)."""
+    if not request.module.__name__.endswith("_viz"):
+        yield
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from course_kit.viz.audit import audit_figure
+
+    plt.close("all")
+    yield
+    problems = []
+    for number in plt.get_fignums():
+        problems += [f"figure {number}: {p}" for p in audit_figure(plt.figure(number))]
+    plt.close("all")
+    if problems:
+        pytest.fail("figure audit:\n" + "\n".join(problems), pytrace=False)
