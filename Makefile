@@ -2,7 +2,8 @@
 #   make lab    set up .venv and open the labs in JupyterLab
 #   make test   set up .venv and run every test: unit tests, strict nbval on the labs, the browser suite
 # Others: make student-edition (the labs with solutions cleared, into student/), make notebooks
-# (re-execute and save every lab), make data (retrain checkpoints), make bench-widgets.
+# (re-execute and save every lab), make data (retrain checkpoints), make site (the website), make bench-labs,
+# make bench-widgets.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup setup-test lab test student-edition notebooks data bench-widgets clean
+.PHONY: setup setup-test lab test student-edition notebooks data bench-widgets bench-labs site clean
 
 setup: $(VENV)/.installed-lab
 setup-test: $(VENV)/.installed-test
@@ -32,9 +33,9 @@ $(VENV)/.installed-lab: pyproject.toml $(VENV)/.installed-torch
 	$(PIP) -e ".[lab]"
 	touch $@
 
-# instructors and CI: + pytest, nbval, Playwright, nbgrader (the student edition)
+# instructors and CI: + pytest, nbval, Playwright, nbgrader (the student edition), Sphinx (the website)
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-lab
-	$(PIP) -e ".[lab,test,instructor]"
+	$(PIP) -e ".[lab,test,instructor,site]"
 	touch $@
 
 # JupyterLab refuses to run as root unless told (containers, cloud shells): allow it there.
@@ -56,8 +57,16 @@ notebooks: setup-test
 data: setup
 	$(BIN)/course-kit build-data --all
 
+# the course as a website from the labs' stored outputs (no execution): site_build/html/index.html
+site: setup-test
+	$(BIN)/python -m course_kit.site site_build
+
+# each lab's compute per cell, core-path words and slowest cell, as JSON (re-executes the labs)
+bench-labs: setup-test
+	$(BIN)/python scripts/bench_labs.py
+
 bench-widgets: setup-test
 	$(BIN)/python scripts/bench_widgets.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site_build
