@@ -3,7 +3,10 @@
     course-kit list
     course-kit run <lab> [--quick] [--json] [--seed N] [lab options]
     course-kit build-data <name> | --all      (regenerate checkpoints in data/)
-    course-kit student-edition DIR            (the labs with solutions cleared, for students)
+    course-kit build-data --record-checksums  (record data/checksums.json for what is in data/)
+    course-kit student-edition DIR [--force]  (the labs with solutions cleared, for students)
+    course-kit stamp-home                     (write pyproject's repository URL into labs, README, badges)
+    course-kit site [OUT]                     (the course as a website, from the stored outputs)
 
 Each lab registers one *headline function* in ``LABS`` below, as ``"module:function"``. The
 function takes keyword arguments ``quick: bool`` and ``seed: int`` plus any lab options, and
@@ -188,6 +191,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from course_kit.editions import main as student_edition
 
         return student_edition(argv[1:])
+    if argv[0] == "stamp-home":
+        from course_kit.home import main as stamp_home
+
+        return stamp_home(argv[1:])
+    if argv[0] == "site":
+        from course_kit.site import main as build_site
+
+        return build_site(argv[1:])
     if argv[0] != "run" or len(argv) < 2:
         print(f"usage: course-kit run <lab> [--quick] [--json]; labs: {', '.join(LABS)}", file=sys.stderr)
         return 2
