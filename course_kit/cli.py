@@ -30,7 +30,7 @@ import json
 import sys
 import time
 import typing
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # lab name -> "module:function" returning the lab's headline figures (see module docstring)
 LABS: Dict[str, str] = {
@@ -97,6 +97,34 @@ def load_headline(lab: str) -> Callable[..., Dict[str, Any]]:
     return getattr(importlib.import_module(module_name), func_name)
 
 
+# Sizes a user can ask for on the command line, bounded before anything is allocated (the reliability
+# issue): (smallest, largest) allowed. A numeric option not listed here may not exceed GENERIC_MAX.
+OPTION_LIMITS: Dict[str, Tuple[float, float]] = {
+    "n_samples": (100, 1_000_000),  # Lab 01: guided samples per w
+    "n_pairs": (10, 200_000),  # Lab 02: preference pairs
+    "label_noise": (0.0, 0.5),  # Lab 02: share of flipped labels (0.5 is pure noise)
+    "n_seeds": (1, 20),  # Lab 07: tiny CLIPs trained per world
+}
+GENERIC_MAX = 1_000_000
+
+
+def _bounded(name: str, kind: type) -> Callable[[str], Any]:
+    low, high = OPTION_LIMITS.get(name, (-GENERIC_MAX, GENERIC_MAX))
+    flag = "--" + name.replace("_", "-")
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not (low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{flag} must lie in [{low:g}, {high:g}], got {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
 def _add_signature_options(parser: argparse.ArgumentParser, func: Callable[..., Any]) -> List[str]:
     """Add one ``--option`` per keyword parameter of ``func`` (besides quick and seed)."""
     names = []
@@ -111,7 +139,9 @@ def _add_signature_options(parser: argparse.ArgumentParser, func: Callable[..., 
             kwargs["type"] = type(kwargs["choices"][0])
         elif hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif hint in (int, float, str):
+        elif hint in (int, float):
+            kwargs["type"] = _bounded(name, hint)
+        elif hint is str:
             kwargs["type"] = hint
         kwargs["help"] = f"(default: {param.default!r})"
         parser.add_argument("--" + name.replace("_", "-"), **kwargs)
