@@ -116,9 +116,9 @@ def _bounded(name: str, kind: type) -> Callable[[str], Any]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{flag} ({name}) must be {'an integer' if kind is int else 'a number'}, got {text!r}")
         if not (low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{flag} must lie in [{low:g}, {high:g}], got {text}")
+            raise argparse.ArgumentTypeError(f"{flag} ({name}) must lie in [{low:g}, {high:g}], got {text}")
         return value
 
     convert.__name__ = kind.__name__

@@ -65,3 +65,16 @@ def test_each_labs_bad_options_are_one_line_with_exit_code_2(argv, needle, capsy
     err = capsys.readouterr().err
     assert err.startswith("course-kit: error:") and needle in err, err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, limit", [
+    (["run", "latent", "--n-seeds", "1000000000"], "[1, 20]"),
+    (["run", "cfg", "--n-samples", "100000000000"], "[100, 1e+06]"),
+    (["run", "reward", "--n-pairs", "999999999"], "[10, 200000]"),
+])
+def test_sizes_are_refused_before_anything_is_allocated(argv, limit, capsys):
+    from course_kit.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and limit in err
