@@ -52,8 +52,9 @@ def ddim_mean_std(scheduler, model_output: Tensor, timestep, sample: Tensor, eta
     """
     if scheduler.num_inference_steps is None:
         raise ValueError("call scheduler.set_timesteps(n_inference_steps) before a DDIM step")
-    if not eta > 0:
-        raise ValueError(f"eta must be > 0 for the DDIM step to be a Gaussian policy with a density, got {eta}")
+    if not 0 < eta <= 1:
+        raise ValueError(f"eta must lie in (0, 1]: > 0 for the DDIM step to be a Gaussian policy with a density, "
+                         f"<= 1 so that its variance stays below the DDPM posterior's (else the mean is NaN), got {eta}")
     if model_output.shape != sample.shape:
         raise ValueError(f"model_output {tuple(model_output.shape)} and sample {tuple(sample.shape)} must have the same shape")
     config = scheduler.config

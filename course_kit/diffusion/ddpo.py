@@ -40,7 +40,7 @@ from torch import Tensor
 
 from course_kit.diffusion.ddim_logprob import DiffusionPolicy, Rollout, ddim_step_with_logprob, sample_with_logprob
 from course_kit.diffusion.truly_ppo import truly_ppo_loss
-from course_kit.runtime import progress
+from course_kit.runtime import check_seed, progress
 
 RewardFn = Callable[[Tensor, List[str]], Tuple[Tensor, Dict[str, Any]]]  # (images, prompts) -> (rewards (B,), info)
 CHECKPOINT_FILE = "ddpo_state.pt"
@@ -103,6 +103,9 @@ class PerPromptStatTracker:
 
     def update(self, prompts: Sequence[str], rewards) -> np.ndarray:
         """Add the batch's rewards to the buffers and return the advantages (B,) as float32."""
+        if isinstance(prompts, str):
+            raise TypeError(f"prompts must be a sequence with one prompt per reward, got one string {prompts[:40]!r} "
+                            "(it would be read as one prompt per character): pass [prompt] * n")
         prompts = np.asarray(list(prompts), dtype=object)
         rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)  # (B,)
         if len(prompts) != len(rewards):
@@ -198,8 +201,10 @@ class DDPOConfig:
         if self.checkpoint_every > 0 and not self.checkpoint_dir:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} needs a checkpoint_dir to save into; "
                              "set checkpoint_dir, or checkpoint_every=0 for no automatic checkpoints")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "DDPOConfig.seed")
+        if not 0.0 < self.eta <= 1.0:
+            raise ValueError(f"DDPOConfig.eta must lie in (0, 1] (DDIM's stochasticity; above 1 the step's "
+                             f"variance exceeds the DDPM posterior's and every mean is NaN), got {self.eta!r}")
         if (self.batch_size * self.n_batches_per_epoch) % self.train_batch_size:
             raise ValueError(f"batch_size * n_batches_per_epoch ({self.batch_size * self.n_batches_per_epoch}) must be "
                              f"a multiple of train_batch_size ({self.train_batch_size})")

@@ -91,6 +91,9 @@ def r_balance(labels: Sequence[Optional[str]]) -> Tensor:
 
 def r_balance_per_prompt(labels: Sequence[Optional[str]], prompts: Sequence[str]) -> Tensor:
     """``r_balance`` with q computed separately for each prompt's images (the paper fine-tunes one prompt at a time). (B,)."""
+    if isinstance(prompts, str):
+        raise TypeError(f"prompts must be a sequence with one prompt per label, got one string {prompts[:40]!r} "
+                        "(it would be read as one prompt per character): pass [prompt] * len(labels)")
     labels, prompts = check_labels(labels), list(prompts)
     if len(labels) != len(prompts):
         raise ValueError(f"got {len(labels)} labels and {len(prompts)} prompts; they must match")

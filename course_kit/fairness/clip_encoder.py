@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_kit.checkpoint_io import load_checkpoint, save_checkpoint
-from course_kit.runtime import DATA_DIR, get_device, progress, seed_everything
+from course_kit.runtime import DATA_DIR, check_seed, get_device, progress, seed_everything
 from course_kit.worlds.latent_world import IMAGE_SIZE, VOCAB, ConveyorConfig, sample_packages, sample_scenes
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # the ids of latent_world.SPECIAL_TOKENS
@@ -72,8 +72,7 @@ class ClipConfig:
             raise ValueError(f"minority_share must be in [0, 1], got {self.minority_share}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_seed(self.seed, "ClipConfig.seed")
 
 
 def build_tokenizer(max_length: int = 8):

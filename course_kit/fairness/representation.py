@@ -30,6 +30,11 @@ def style_gap(image_emb: Tensor, text_emb: Tensor, concept: Tensor, style: Tenso
     """
     if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
         raise ValueError(f"image_emb (N, D) and text_emb (C, D) must share D, got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
+    for name, emb in (("image_emb", image_emb), ("text_emb", text_emb)):
+        norms = emb.norm(dim=1)  # (N,) or (C,)
+        if not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+            raise ValueError(f"{name} must hold unit-norm rows (cosines need them): norms range over "
+                             f"[{float(norms.min()):.3g}, {float(norms.max()):.3g}]; normalise with F.normalize(x, dim=-1)")
     sims = image_emb @ text_emb.T  # (N, C) cosines (unit-norm embeddings)
     own = sims.gather(1, concept[:, None]).squeeze(1)  # (N,) cosine with the image's own caption
     correct = (sims.argmax(dim=1) == concept).float()  # (N,)

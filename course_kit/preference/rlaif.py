@@ -54,7 +54,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import torch
 
-from course_kit.runtime import DATA_DIR, get_device, progress, seed_everything
+from course_kit.runtime import DATA_DIR, check_seed, get_device, progress, seed_everything
 from course_kit.worlds import scene_world as sw
 
 Intent = Literal["grounded", "honest", "helpful"]
@@ -168,6 +168,12 @@ class TeacherConfig:
                 raise ValueError(f"TeacherConfig.{name} must be a probability in [0, 1], got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"TeacherConfig.lr must be > 0, got {self.lr!r}")
+        check_seed(self.seed, "TeacherConfig.seed")
+        limits = {"n_layer": 12, "n_embd": 1024, "n_head": 32, "n_positions": 4096, "n_examples": 1_000_000,
+                  "n_steps": 100_000, "batch_size": 4096}  # a toy teacher: refuse sizes that would run for hours
+        for name, high in limits.items():
+            if getattr(self, name) > high:
+                raise ValueError(f"TeacherConfig.{name} must be <= {high} (a toy teacher), got {getattr(self, name)!r}")
 
 
 def perceive(scene: sw.Scene, rng: random.Random, cfg: Optional[TeacherConfig] = None) -> sw.Scene:
