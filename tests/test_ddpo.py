@@ -156,7 +156,7 @@ def test_resume_compares_the_training_configuration(tmp_path):
     other = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(lr=0.01, batch_size=8))
     with pytest.raises(ValueError, match="lr: checkpoint 0.3, this run 0.01") as error:
         other.resume(tmp_path)
-    assert "batch_size" in str(error.value) and "allow_config_change" in str(error.value)
+    assert "batch_size" in str(error.value) and "--checkpoint-dir" in str(error.value)
     assert other.epoch == 0
     assert other.resume(tmp_path, allow_config_change=True) and other.epoch == 1 and other.config.lr == 0.01
     # where and how often to save are not training settings

@@ -41,6 +41,7 @@ from torch import Tensor
 from course_kit.diffusion.ddim_logprob import DiffusionPolicy, Rollout, ddim_step_with_logprob, sample_with_logprob
 from course_kit.diffusion.truly_ppo import truly_ppo_loss
 from course_kit.runtime import check_seed, progress
+from course_kit.safe_write import replace_atomic
 
 RewardFn = Callable[[Tensor, List[str]], Tuple[Tensor, Dict[str, Any]]]  # (images, prompts) -> (rewards (B,), info)
 CHECKPOINT_FILE = "ddpo_state.pt"
@@ -272,6 +273,7 @@ class DDPOTrainer:
         self.generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.rank)
         self.epoch = 0
         self.history: List[Dict[str, Any]] = []
+        self.resumed_extra: Dict[str, Any] = {}  # the caller's data saved beside the state, after resume()
         self.last_rollout: Optional[Rollout] = None
         self.last_info: Dict[str, Any] = {}  # the reward function's info of the last epoch
         self.last_rewards: Optional[Tensor] = None  # (N,) this process's rewards of the last epoch
@@ -417,11 +419,14 @@ class DDPOTrainer:
         return self.history
 
     # -- checkpoints -------------------------------------------------------------------------
-    def save_checkpoint(self, directory) -> Path:
-        """Write parameters, optimizer, tracker, RNG, history and config to ``directory/ddpo_state.pt``.
+    def save_checkpoint(self, directory, extra: Optional[Dict[str, Any]] = None) -> Path:
+        """Write parameters, optimizer, tracker, RNG, history, config and ``extra`` to ``directory/ddpo_state.pt``.
 
         Only tensors, numbers, strings, lists and dicts: ``resume`` loads it with
-        ``torch.load(weights_only=True)``, which never runs code from the file.
+        ``torch.load(weights_only=True)``, which never runs code from the file. ``extra`` is the
+        caller's plain data saved in the same file (a run's evaluations and identity), so the state
+        and what was measured with it are one atomic unit. The file is written to a fresh temporary
+        file and renamed into place (``safe_write``): never half a file, never through a symlink.
         """
         directory = Path(directory)
         if self.accelerator is not None and not self.accelerator.is_main_process:
@@ -435,10 +440,11 @@ class DDPOTrainer:
             "epoch": self.epoch,
             "history": self.history,
             "config": asdict(self.config),
+            "extra": extra or {},
         }
-        path, tmp = directory / CHECKPOINT_FILE, directory / (CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        path = directory / CHECKPOINT_FILE
+        with replace_atomic(path) as tmp:
+            torch.save(state, tmp)
         return path
 
     def resume(self, directory, allow_config_change: bool = False) -> bool:
@@ -463,8 +469,8 @@ class DDPOTrainer:
                     if k not in NOT_TRAINING_FIELDS and saved.get(k) != mine[k]]
             if diff:
                 raise ValueError(f"the checkpoint at {path} was trained with another configuration ("
-                                 + "; ".join(diff) + "); use the same settings, another folder, or "
-                                 "resume(..., allow_config_change=True)")
+                                 + "; ".join(diff) + "); use the same settings, another folder (--checkpoint-dir), "
+                                 "or delete this one")
         if len(state["params"]) != len(self.params):
             raise ValueError(f"checkpoint has {len(state['params'])} parameter tensors, the policy {len(self.params)}")
         with torch.no_grad():
@@ -477,5 +483,6 @@ class DDPOTrainer:
         self.generator.set_state(state["generator"])
         self.epoch = state["epoch"]
         self.history = list(state["history"])
+        self.resumed_extra = dict(state.get("extra", {}))
         return True
 

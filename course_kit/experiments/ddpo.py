@@ -16,15 +16,21 @@ standard error of 0.06 at q = 0.5, larger than the 0.05 band.
     course-kit run ddpo --reward shift --json
     course-kit run ddpo --checkpoint-dir runs/ddpo --json     # saves every epoch; run it again to resume
 
-With ``checkpoint_dir`` each prompt's run saves the trainer (``DDPOTrainer.save_checkpoint``) and
-its evaluations (``evals.json``) after every epoch into ``checkpoint_dir/<prompt>/``; the same
-command after an interruption resumes from there and prints the figures of an uninterrupted run.
+With ``checkpoint_dir`` each prompt's run saves, after every epoch, one file into
+``checkpoint_dir/<prompt>/``: the trainer's state together with the evaluations made so far and the
+run's identity (prompt, reward, seed, evaluation size, scale; the training configuration is checked
+too), written atomically
+(``DDPOTrainer.save_checkpoint(extra=...)``). The same command after an interruption, at any moment,
+resumes from there and prints exactly the figures of an uninterrupted run. A folder is locked while a
+run writes it (``.lock`` with the writer's pid), and a folder made by a run with other settings is
+refused in one line that says what to do.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
@@ -107,24 +113,83 @@ def run_ddpo(prompts, config: DDPOConfig, n_epochs: int, seed: int = 0, model: O
     seed_everything(seed)
     model = model or load_model()
     classifier = classifier or load_classifier()
-    config = replace(config, seed=seed)
-    if checkpoint_dir:
-        config = replace(config, checkpoint_dir=str(checkpoint_dir), checkpoint_every=1)
+    config = replace(config, seed=seed, checkpoint_dir=None, checkpoint_every=0)  # run_ddpo saves, with the evaluations
     trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, reward), config)
-    evals_path = Path(checkpoint_dir) / "evals.json" if checkpoint_dir else None
-    if checkpoint_dir and trainer.resume(checkpoint_dir) and evals_path.exists():
-        evals = json.loads(evals_path.read_text())
-        evals = {p: evals[p][:trainer.epoch + 1] for p in prompts}
-    else:
-        evals = {p: [evaluate(model, classifier, p, config.w, n=eval_n)] for p in prompts}
-    for _ in progress(range(trainer.epoch, n_epochs), desc="DDPO"):
-        trainer.train_epoch(prompts)  # saves the trainer into checkpoint_dir when given
-        for p in prompts:
-            evals[p].append(evaluate(model, classifier, p, config.w, n=eval_n))
-        if evals_path is not None:
-            kept = {p: [{k: e[k] for k in SCALARS} for e in ev] for p, ev in evals.items()}
-            evals_path.write_text(json.dumps(kept))
+    identity = {"prompts": prompts, "reward": reward, "seed": seed, "eval_n": eval_n, "scale": "toy"}
+    with checkpoint_lock(checkpoint_dir):
+        evals = None
+        if checkpoint_dir and trainer.resume(checkpoint_dir):
+            evals = restored_evaluations(trainer, identity, checkpoint_dir)
+            if trainer.epoch > n_epochs:
+                raise ValueError(f"{checkpoint_dir} holds a run of {trainer.epoch} epochs and this run asks for {n_epochs} "
+                                 "(--quick?); run with at least as many epochs, or choose another --checkpoint-dir")
+        if evals is None:
+            evals = {p: [evaluate(model, classifier, p, config.w, n=eval_n)] for p in prompts}
+        for _ in progress(range(trainer.epoch, n_epochs), desc="DDPO"):
+            trainer.train_epoch(prompts)
+            for p in prompts:
+                evals[p].append(evaluate(model, classifier, p, config.w, n=eval_n))
+            if checkpoint_dir:
+                kept = {p: [{k: float(e[k]) for k in SCALARS} for e in ev] for p, ev in evals.items()}
+                trainer.save_checkpoint(checkpoint_dir, extra={"identity": identity, "evals": kept})
     return {"trainer": trainer, "model": model, "classifier": classifier, "evals": evals, "history": trainer.history}
+
+
+def restored_evaluations(trainer: DDPOTrainer, identity: Dict[str, Any], folder) -> Dict[str, List[Dict[str, float]]]:
+    """The evaluations saved with a resumed trainer; a one-line ValueError when the folder holds another run."""
+    saved = trainer.resumed_extra
+    if saved.get("identity") != identity:
+        theirs, ours = saved.get("identity") or {}, identity
+        diff = [f"{k}: folder {theirs.get(k)!r}, this run {ours[k]!r}" for k in ours if theirs.get(k) != ours[k]]
+        raise ValueError(f"{folder} holds a DDPO run with other settings ({'; '.join(diff) or 'no identity recorded'}); "
+                         "run with the same settings to resume it, or choose another --checkpoint-dir (or delete the folder)")
+    evals = saved.get("evals", {})
+    if any(len(evals.get(p, [])) != trainer.epoch + 1 for p in identity["prompts"]):
+        raise ValueError(f"{folder}: the saved evaluations do not match the saved trainer (epoch {trainer.epoch}); "
+                         "the folder is damaged: delete it and run again")
+    return {p: [dict(e) for e in evals[p]] for p in identity["prompts"]}
+
+
+@contextmanager
+def checkpoint_lock(folder):
+    """Hold ``folder/.lock`` (the writer's pid) while a run writes the folder; refuse a folder another live run holds."""
+    if not folder:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ValueError(f"{folder} is being written by another run (pid {pid}); wait for it to finish, "
+                                 "or choose another --checkpoint-dir") from None
+            lock.unlink(missing_ok=True)  # a stale lock: its writer is gone
+    else:  # pragma: no cover - lost a race twice
+        raise ValueError(f"could not lock {folder}; try again")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def epochs_to_shift(shares: List[float], target: float = 0.9) -> Optional[int]:
