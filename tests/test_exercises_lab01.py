@@ -9,11 +9,11 @@ from course_kit import quiz
 from course_kit.diffusion.cfg_guidance import attribute_tilt_share
 from course_kit.exercises import lab01
 from course_kit.exercises.registry import check, ids
-from course_kit.worlds.gaussian_mixture import MixtureConfig
+from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
 
 
 def test_lab01_registers_its_exercises():
-    assert {"guided_noise", "tilt_share"} <= set(ids("01"))
+    assert {"guided_noise", "tilt_share", "guided_sample"} <= set(ids("01"))
 
 
 # --- guided_noise ---------------------------------------------------------------------------------
@@ -47,14 +47,18 @@ def test_tilt_share_reference_matches_the_closed_form_elementwise():
     assert lab01.tilt_share(torch.tensor([0.7]), torch.tensor([0.5]), 3.0).item() == pytest.approx(1 / (1 + (3 / 7) ** 3), abs=1e-6)
 
 
-def test_tilt_share_reference_passes():
-    def naive(p_c, p_u, w):  # direct powers, correct for the weights of the cases
+def test_tilt_share_reference_passes_and_naive_powers_are_named(capsys):
+    def naive(p_c, p_u, w):  # direct powers: right for moderate w, NaN at w = 500 (the notebook promises any finite w)
         a = p_c**w * p_u ** (1 - w)
         b = (1 - p_c) ** w * (1 - p_u) ** (1 - w)
         return a / (a + b)
 
     assert check("tilt_share", lab01.tilt_share, verbose=False)
-    assert check("tilt_share", naive, verbose=False)
+    assert bool(torch.isnan(naive(torch.tensor([0.7]), torch.tensor([0.5]), 500.0)).all())
+    capsys.readouterr()
+    assert not check("tilt_share", naive)
+    out = capsys.readouterr().out
+    assert "w = 500" in out and "direct powers that overflow" in out
 
 
 @pytest.mark.parametrize("wrong", [
@@ -65,6 +69,60 @@ def test_tilt_share_reference_passes():
 ])
 def test_tilt_share_rejects_wrong_implementations(wrong):
     assert not check("tilt_share", wrong, verbose=False)
+
+
+# --- guided_sample (core) --------------------------------------------------------------------------
+def test_guided_sample_reference_is_the_course_sampler():
+    from course_kit.diffusion.cfg_guidance import exact_noise_fn, sample_guided
+
+    world = MixtureConfig()
+    cond = GaussianMixture1D.from_config(world, conditional=True)
+    uncond = GaussianMixture1D.from_config(world, conditional=False)
+    ours = sample_guided(exact_noise_fn(cond), exact_noise_fn(uncond), [1.0, 7.5], 200,
+                         generator=torch.Generator().manual_seed(0))
+    via = sample_guided(exact_noise_fn(cond), exact_noise_fn(uncond), [1.0, 7.5], 200,
+                        generator=torch.Generator().manual_seed(0), sampler=lab01.guided_sample_reference)
+    assert torch.equal(ours, via)
+
+
+def test_guided_sample_accepts_a_plain_loop_in_another_style():
+    def mine(eps_cond, eps_uncond, x, w, scheduler):
+        for t in scheduler.timesteps:
+            ab = scheduler.alphas_cumprod[t]
+            eps = (1 - w) * eps_uncond(x, t, ab) + w * eps_cond(x, t, ab)
+            x = scheduler.step(eps, t, x).prev_sample
+        return x
+
+    assert check("guided_sample", mine, verbose=False)
+
+
+def test_guided_sample_rejects_a_loop_hard_coded_to_fifty_steps():
+    from course_kit.diffusion.cfg_guidance import guided_noise
+
+    def fixed(eps_cond, eps_uncond, x, w, scheduler):
+        for t in range(980, -1, -20):
+            ab = scheduler.alphas_cumprod[t]
+            x = scheduler.step(guided_noise(eps_uncond(x, t, ab), eps_cond(x, t, ab), w), t, x).prev_sample
+        return x
+
+    assert not check("guided_sample", fixed, verbose=False)
+
+
+def test_amplification_curve_runs_on_a_students_sampler():
+    from course_kit.diffusion.cfg_guidance import amplification_curve
+
+    world = MixtureConfig()
+    cond = GaussianMixture1D.from_config(world, conditional=True)
+    uncond = GaussianMixture1D.from_config(world, conditional=False)
+    calls = []
+
+    def spy(*args):
+        calls.append(args[2].shape)
+        return lab01.guided_sample_reference(*args)
+
+    a = amplification_curve(cond, uncond, [1.0, 3.0], n_samples=300, seed=0)
+    b = amplification_curve(cond, uncond, [1.0, 3.0], n_samples=300, seed=0, sampler=spy)
+    assert a == b and calls == [(2, 300)]
 
 
 # --- questions ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ _EXPORTS = {  # public name -> the module that defines it
     "majority_share": "cfg_guidance",
     "make_scheduler": "cfg_guidance",
     "sample_guided": "cfg_guidance",
+    "guided_ddim_loop": "cfg_guidance",
     "sample_summary": "cfg_guidance",
     "tilted_density_on_grid": "cfg_guidance",
     "tilted_group_moments": "cfg_guidance",

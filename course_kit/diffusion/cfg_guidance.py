@@ -23,7 +23,9 @@ the noised tilt), which the lab measures; when p(a|c) = p(a) there is nothing to
 
 ``sample_guided`` runs diffusers' ``DDIMScheduler`` on any pair of noise predictors, the exact
 ones of ``course_kit.worlds.gaussian_mixture`` or the learned ones of
-``course_kit.diffusion.cfg_denoiser``, for a whole grid of guidance weights at once.
+``course_kit.diffusion.cfg_denoiser``, for a whole grid of guidance weights at once. Its loop is
+``guided_ddim_loop`` (Lab 01's core exercise ``guided_sample``): ``sample_guided``,
+``amplification_curve`` and the lab's explorer accept a student's loop as ``sampler=``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from course_kit.worlds.gaussian_mixture import GaussianMixture1D
 
 # eps(x_t (..., n), t (int timestep), alpha_bar (float tensor)) -> noise prediction, same shape as x_t
 NoiseFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+# guided_sample(eps_cond, eps_uncond, x_T (W, n) or (n,), w (float or (W, 1) tensor), scheduler) -> x_0, shape of x_T
+GuidedSampler = Callable[..., torch.Tensor]
 # guidance weights: one number, or a grid (list, tuple, 1-d tensor or NumPy array)
 Weights = Union[float, Sequence[float], torch.Tensor, np.ndarray]
 BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
@@ -139,6 +143,42 @@ def weight_grid(weights: Weights) -> tuple[list, bool]:
     return [check_guidance_weight(weights)], True
 
 
+def guided_ddim_loop(
+    eps_cond: NoiseFn,
+    eps_uncond: NoiseFn,
+    x_T: torch.Tensor,
+    w: Union[float, torch.Tensor],
+    scheduler: DDIMScheduler,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """Guided DDIM sampling from ``x_T`` to a clean sample, same shape as ``x_T`` (Lab 01's core exercise).
+
+    At every timestep t of ``scheduler.timesteps`` (noisiest first): both noise predictions at the
+    current sample, the lecture's guided noise ``eps_u + w (eps_c - eps_u)`` ("Week 13: Bias, Fairness,
+    and Safety in VLMs", section "Conceptual questions", question 1), then diffusers' DDIM update
+    ("Denoising Diffusion Implicit Models", Song et al. 2021, eq. 12). ``w`` is a number or a
+    ``(W, 1)`` tensor of weights, one per row of ``x_T`` (W, n). ``x_T`` is not changed.
+    """
+    x = x_T  # (W, n) or (n,): the current noisy sample x_t
+    for t in progress(scheduler.timesteps, desc="DDIM", disable=not show_progress):
+        alpha_bar = scheduler.alphas_cumprod[t]  # noise level of timestep t
+        # 1. both noise predictions at the current sample
+        e_u, e_c = eps_uncond(x, int(t), alpha_bar), eps_cond(x, int(t), alpha_bar)  # shape of x
+        # 2. the guided noise
+        eps = guided_noise(e_u, e_c, w)  # shape of x
+        # 3. one DDIM step: x_t -> x_{t-1}
+        x = scheduler.step(eps, t, x, eta=eta, generator=generator).prev_sample
+    return x
+
+
+def guided_sample_reference(eps_cond: NoiseFn, eps_uncond: NoiseFn, x_T: torch.Tensor,
+                            w: Union[float, torch.Tensor], scheduler: DDIMScheduler) -> torch.Tensor:
+    """The course's answer to Lab 01's ``guided_sample``: ``guided_ddim_loop`` with eta = 0."""
+    return guided_ddim_loop(eps_cond, eps_uncond, x_T, w, scheduler)
+
+
 def sample_guided(
     eps_cond: NoiseFn,
     eps_uncond: NoiseFn,
@@ -147,12 +187,14 @@ def sample_guided(
     config: SamplerConfig = SamplerConfig(),
     generator: torch.Generator | None = None,
     show_progress: bool = False,
+    sampler: GuidedSampler | None = None,
 ) -> torch.Tensor:
     """Sample with guided DDIM for every weight in ``weights`` from the same initial noise.
 
     ``weights`` is one number (Python, NumPy or a 0-d tensor) or a grid (list, tuple, 1-d tensor or
     NumPy array). Returns clean samples of shape ``(len(weights), n_samples)``, or ``(n_samples,)``
-    for one number.
+    for one number. ``sampler`` (a function like Lab 01's ``guided_sample``) replaces the course's
+    loop; it runs the deterministic sampler, so ``config.eta`` must then be 0.
     """
     w_list, single = weight_grid(weights)
     if not w_list:
@@ -162,10 +204,15 @@ def sample_guided(
     scheduler = make_scheduler(config)
     w = torch.tensor(w_list, dtype=torch.float32).unsqueeze(1)  # (W, 1)
     x = torch.randn(n_samples, generator=generator).expand(len(w_list), n_samples).clone()  # (W, n) x_T, shared noise
-    for t in progress(scheduler.timesteps, desc="DDIM", disable=not show_progress):
-        alpha_bar = scheduler.alphas_cumprod[t]
-        eps = guided_noise(eps_uncond(x, int(t), alpha_bar), eps_cond(x, int(t), alpha_bar), w)  # (W, n)
-        x = scheduler.step(eps, t, x, eta=config.eta, generator=generator).prev_sample  # (W, n) x_{t-1}
+    if sampler is None:
+        x = guided_ddim_loop(eps_cond, eps_uncond, x, w, scheduler, config.eta, generator, show_progress)  # (W, n)
+    else:
+        if config.eta != 0:
+            raise ValueError(f"a sampler= loop runs deterministic DDIM: config.eta must be 0, got {config.eta}")
+        x = sampler(eps_cond, eps_uncond, x, w, scheduler)  # (W, n)
+        if not (torch.is_tensor(x) and x.shape == (len(w_list), n_samples)):
+            raise ValueError(f"sampler must return a tensor shaped like x_T {(len(w_list), n_samples)}, got "
+                             f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
     return x[0] if single else x
 
 
@@ -263,16 +310,19 @@ def amplification_curve(
     config: SamplerConfig = SamplerConfig(),
     eps_cond: NoiseFn | None = None,
     eps_uncond: NoiseFn | None = None,
+    sampler: GuidedSampler | None = None,
 ) -> Dict[float, Dict[str, float]]:
     """Majority share against w: the guided sampler's (exact scores unless ``eps_*`` are given) and the tilted law's.
 
     Returns ``{w: {"sampler": share, "tilted": share}}`` with the tilted share by quadrature on the
-    clean mixtures. Lab 01's table, curve and ``course-kit run cfg`` all come from here.
+    clean mixtures. Lab 01's table, curve and ``course-kit run cfg`` all come from here; ``sampler``
+    (Lab 01's ``guided_sample``) replaces the course's DDIM loop.
     """
     w_list, _ = weight_grid(list(weights) if not isinstance(weights, (torch.Tensor, np.ndarray)) else weights)
     generator = torch.Generator().manual_seed(seed)
     samples = sample_guided(
-        eps_cond or exact_noise_fn(cond), eps_uncond or exact_noise_fn(uncond), w_list, n_samples, config, generator
+        eps_cond or exact_noise_fn(cond), eps_uncond or exact_noise_fn(uncond), w_list, n_samples, config, generator,
+        sampler=sampler,
     )  # (W, n)
     shares = majority_share(samples, cond)  # (W,)
     tilted = tilted_majority_shares(cond, uncond, w_list)  # (W,)

@@ -83,7 +83,7 @@ def plot_learned_curve(losses: Sequence[float], weights: Sequence[float], exact:
     ax0.set(xlabel="step", ylabel="MSE on the noise", title="training the denoiser", yscale="log")
     ax1.plot(weights, [exact[w]["sampler"] for w in weights], "o-", color=MAJORITY, label="exact scores")
     ax1.plot(weights, [learned[w]["sampler"] for w in weights], "s--", color=ACCENT, label="learned denoiser")
-    ax1.set(xlabel="guidance weight w", ylabel="majority share", title="same amplification")
+    ax1.set(xlabel="guidance weight w", ylabel="majority share", title="exact and learned scores")
     ax1.legend()
     return fig
 
@@ -103,6 +103,7 @@ class GuidanceExplorer(Explorer):
         w_max: float = 10.0,
         w_step: float = 0.25,
         draw: bool = True,
+        sampler=None,
     ):
         import ipywidgets as widgets
 
@@ -110,6 +111,7 @@ class GuidanceExplorer(Explorer):
         if not (w_max > 0 and 0 < w_step <= w_max):
             raise ValueError(f"need 0 < w_step <= w_max, got w_step={w_step!r}, w_max={w_max!r}")
         self.cond, self.uncond, self.n_samples, self.seed, self.config = cond, uncond, n_samples, seed, config
+        self.sampler = sampler  # a guided DDIM loop like Lab 01's guided_sample; None: the course's
         self.draw = draw  # False in tests that only check the numbers
         self.cond_mean = float((cond.weights * cond.means).sum())  # E[x | c]: where "toward the conditional mean" points
 
@@ -143,7 +145,7 @@ class GuidanceExplorer(Explorer):
     def _sample(self, weights: Sequence[float]) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed)
         return sample_guided(exact_noise_fn(self.cond), exact_noise_fn(self.uncond), list(weights),
-                             self.n_samples, self.config, generator)  # (W, n)
+                             self.n_samples, self.config, generator, sampler=self.sampler)  # (W, n)
 
     def samples(self, w: float) -> Tuple[torch.Tensor, float]:
         """Guided samples (n,) at weight ``w`` and their majority share (precomputed on the slider's grid)."""
