@@ -20,7 +20,7 @@ the lab prints its answer (an experiment runs silently, the question is asked, t
 ``lab02.q1`` the loss change when the fitted rewards double (section 3), ``q2`` which fit wins with the
 most pairs (section 4), ``q3`` the accuracy ceiling under label noise and ``q4`` how much the fitted reward
 shrinks (section 5), ``q5`` where an unpenalised policy goes (section 7), ``q6`` what the off-distribution
-probes show (section 8). The predictions ``lab02.p1`` .. ``lab02.p3`` are revealed after each measurement.
+probes show (Going further, part A). The predictions ``lab02.p1`` .. ``lab02.p3`` are revealed after each measurement.
 """
 
 from __future__ import annotations
