@@ -16,7 +16,7 @@ from course_kit.preference.bradley_terry import bradley_terry_loss, pair_accurac
 
 
 def test_lab02_registers_its_exercises():
-    assert {"bt_loss", "pair_accuracy", "bt_gradient"} <= set(ids("02"))
+    assert {"bt_loss", "pair_accuracy", "bt_gradient", "train_reward"} <= set(ids("02"))
 
 
 # --- bt_loss ------------------------------------------------------------------------------------------
@@ -148,7 +148,54 @@ def test_lab02_asks_each_question_before_printing_its_answer():
     assert not any(r"(1-\varepsilon)A" in text for text in sources[:q3])
     q5 = first('quiz.ask("lab02.q5"')
     assert not any("far above their gold reward" in text for text in sources[:q5])
-    # every asked question's worked answer follows it directly
-    for k in range(1, 7):
-        asked = first(f'quiz.ask("lab02.q{k}"')
-        assert sources[asked + 1].startswith("### BEGIN SOLUTION"), f"lab02.q{k}: no worked answer right after the ask"
+    # Q1 asks for a written "why": a prompt, the model answer, then the worked answer folded for after trying
+    asked = first('quiz.ask("lab02.q1"')
+    assert "**Your answer**" in sources[asked + 1] and sources[asked + 2].startswith("### BEGIN SOLUTION")
+    assert sources[asked + 3].startswith("<details><summary>Worked answer")
+
+
+# --- train_reward (core) -------------------------------------------------------------------------------
+def test_train_reward_reference_is_the_course_trainer():
+    """The exercise's reference loop makes the same draws and steps as bradley_terry.train_reward_model (batch < N)."""
+    from course_kit.preference.bradley_terry import RewardTrainingConfig, train_reward_model
+
+    world = lab02._world()
+    c, r = world.sample_pairs(600, torch.Generator().manual_seed(1))
+    phi, losses = lab02.train_reward(world.features, c, r, n_steps=60, lr=0.05, batch_size=128, seed=2)
+    model, history = train_reward_model(world.features, c, r, RewardTrainingConfig(n_steps=60, lr=0.05, batch_size=128, seed=2,
+                                                                                   show_progress=False))
+    assert torch.allclose(phi, model.linear.weight.detach()[0], atol=1e-6)
+    assert losses == pytest.approx(history["loss"], abs=1e-6)
+    assert losses[0] == pytest.approx(math.log(2)) and sum(losses[-10:]) / 10 < losses[0] - 0.05  # smoke: the loss falls
+    assert float(phi.norm()) > 0.1  # and the weights moved
+
+
+def test_train_reward_accepts_another_minibatch_order():
+    def epochs(features, chosen, rejected, n_steps=300, lr=0.05, batch_size=256, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        phi = torch.zeros(features.shape[1], requires_grad=True)
+        opt = torch.optim.Adam([phi], lr=lr)
+        losses = []
+        for _ in range(n_steps):
+            idx = torch.randperm(chosen.shape[0], generator=g)[:batch_size]
+            rewards = features @ phi
+            loss = F.softplus(rewards[rejected[idx]] - rewards[chosen[idx]]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return phi.detach(), losses
+
+    assert check("train_reward", epochs, verbose=False)
+
+
+def test_fit_reward_with_uses_the_given_loop():
+    from course_kit.experiments import reward as ex
+
+    world = lab02._world()
+    eval_pairs = ex.held_out_pairs(world)
+    ours = ex.fit_proxy_reward(world, n_pairs=500, eval_pairs=eval_pairs)
+    theirs = ex.fit_reward_with(world, lab02.train_reward, n_pairs=500, eval_pairs=eval_pairs)
+    assert torch.allclose(ours.proxy, theirs.proxy, atol=1e-5)
+    assert theirs.history["loss"] == pytest.approx(ours.history["loss"], abs=1e-6)
+    assert theirs.history["eval_accuracy"][-1] == pytest.approx(ours.history["eval_accuracy"][-1], abs=1e-6)

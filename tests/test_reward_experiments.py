@@ -133,6 +133,11 @@ def test_explorer_moves_without_refitting(world, monkeypatch):
     assert "slope" in explorer.label.value
     state = explorer.update(n_pairs=200, label_noise=0.0)
     assert state["n_pairs"] == 200 and state["label_noise"] == 0.0
+    ax = explorer.figure.axes[0]
+    lo, hi = explorer.limits_for(explorer.fits[(200, 0.0)].numpy())
+    assert ax.get_ylim()[1] < 2 * max(abs(lo), abs(hi))  # the limits follow this fit, not the 10-pair one
+    explorer.update(n_pairs=10, label_noise=0.0)
+    assert ax.get_ylim()[1] - ax.get_ylim()[0] > hi - lo  # the 10-pair fit spreads further: the axes widen
     plt.close("all")
     with pytest.raises(ValueError, match="n_pairs"):
         rv.RewardExplorer(world, n_pairs=7)
@@ -160,3 +165,16 @@ def test_headline_quick():
         assert key in out
     assert out["reward_corr"] > 0.85 and out["proxy_argmax_is_long"]
     assert math.isfinite(out["gold_of_proxy_argmax"]) and out["gold_of_proxy_argmax"] < out["gold_max"] - 2
+
+
+def test_confident_pairs_split_the_top_bin(world):
+    """Lab 02's calibration: the over-confident top bin comes from pairs with a very long response."""
+    fit = ex.fit_proxy_reward(world, 2000)
+    ev = ex.held_out_pairs(world)
+    split = ex.confident_pairs(world, fit.proxy, *ev, threshold=0.9)
+    cal = ex.calibration(fit.proxy, *ev, n_bins=5)
+    long, typical = split["with a very long response"], split["typical only"]
+    assert long["count"] + typical["count"] == cal["count"][-1]
+    assert long["predicted"] > 0.9 and long["empirical"] < 0.5  # confidently wrong
+    assert abs(typical["empirical"] - typical["predicted"]) < 0.05  # calibrated without them
+    assert abs(long["empirical"] - long["gold"]) < 0.1 and abs(typical["empirical"] - typical["gold"]) < 0.05

@@ -17,12 +17,12 @@ responses that Lab 03's policy will find.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from course_kit.preference.bradley_terry import bradley_terry_mle, fit_proxy_reward, pair_accuracy
+from course_kit.preference.bradley_terry import ProxyFit, RewardModel, RewardTrainingConfig, bradley_terry_mle, fit_proxy_reward, pair_accuracy
 from course_kit.worlds.preference_world import PreferenceWorld, PreferenceWorldConfig, kl_regularized_optimum, make_world
 
 N_EVAL_PAIRS = 4000  # held-out pairs (from pi_ref, clean labels) for every accuracy in the lab
@@ -65,6 +65,37 @@ def evaluate_proxy(world: PreferenceWorld, proxy: torch.Tensor, eval_pairs: Tupl
     }
 
 
+TrainFn = Callable[..., Tuple[torch.Tensor, List[float]]]  # (features, chosen, rejected, n_steps, lr, batch_size, seed) -> (phi, losses)
+
+
+def fit_reward_with(world: PreferenceWorld, train_fn: TrainFn, n_pairs: int = 2000, label_noise: float = 0.0, seed: int = 0,
+                    eval_pairs: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, config: Optional[RewardTrainingConfig] = None,
+                    eval_budgets: Sequence[int] = (50, 100, 200)) -> ProxyFit:
+    """``fit_proxy_reward`` with a training loop passed in (Lab 02's ``train_reward`` exercise): the same pairs, budget and seed.
+
+    ``train_fn(features, chosen, rejected, n_steps=, lr=, batch_size=, seed=)`` returns (phi (d,), losses). The
+    held-out accuracy curve of the history is the accuracy after k steps for k in ``eval_budgets`` (each a run of
+    ``train_fn`` with that budget: with a seeded loop, the first k steps of the full run) plus 0 and the full budget.
+    """
+    config = config or RewardTrainingConfig(seed=seed, show_progress=False)
+    chosen, rejected = world.sample_pairs(n_pairs, torch.Generator().manual_seed(seed), label_noise=label_noise)  # (N,), (N,)
+    budget = dict(lr=config.lr, batch_size=config.batch_size, seed=config.seed)
+    phi, losses = train_fn(world.features, chosen, rejected, n_steps=config.n_steps, **budget)  # (d,), n_steps
+    model = RewardModel(world.features.shape[1])
+    with torch.no_grad():
+        model.linear.weight.copy_(phi.detach().reshape(1, -1))
+        proxy = model(world.features).detach()  # (K,)
+    history: Dict[str, List[float]] = {"loss": [float(v) for v in losses], "eval_step": [], "eval_accuracy": []}
+    if eval_pairs is not None:
+        steps = [0] + [k for k in eval_budgets if 0 < k < config.n_steps] + [config.n_steps]
+        for k in steps:
+            phi_k = phi if k == config.n_steps else (torch.zeros_like(phi) if k == 0 else
+                                                     train_fn(world.features, chosen, rejected, n_steps=k, **budget)[0])
+            history["eval_step"].append(k)
+            history["eval_accuracy"].append(accuracy_on(world.features @ phi_k.detach(), eval_pairs))
+    return ProxyFit(model, proxy, chosen, rejected, history)
+
+
 def pairs_sweep(world: PreferenceWorld, n_pairs_grid: Sequence[int], seeds: Sequence[int] = (0, 1, 2)) -> Dict[str, np.ndarray]:
     """Correlation with gold (typical responses) and held-out accuracy as the number of pairs grows.
 
@@ -92,7 +123,8 @@ def noisy_accuracy(clean_accuracy: float, label_noise: float) -> float:
     return (1 - label_noise) * clean_accuracy + label_noise * (1 - clean_accuracy)
 
 
-def noise_sweep(world: PreferenceWorld, noise_grid: Sequence[float], n_pairs: int = 2000, seed: int = 0) -> Dict[str, np.ndarray]:
+def noise_sweep(world: PreferenceWorld, noise_grid: Sequence[float], n_pairs: int = 2000, seed: int = 0,
+                train_fn: Optional[TrainFn] = None) -> Dict[str, np.ndarray]:
     """Fit one reward model per label-noise level; measure what the noise does.
 
     Returns arrays over the grid: "clean_accuracy" (held-out, clean labels), "noisy_accuracy"
@@ -102,6 +134,7 @@ def noise_sweep(world: PreferenceWorld, noise_grid: Sequence[float], n_pairs: in
     first, noiseless, entry) and "flattening" = 1 - 2 eps: flipped labels make P(a > b) =
     eps + (1 - 2 eps) sigmoid(Delta), about sigmoid((1 - 2 eps) Delta) near Delta = 0, a Bradley-Terry
     model at the higher temperature 1 / (1 - 2 eps), so the fitted rewards shrink by about 1 - 2 eps.
+    ``train_fn`` (optional): a training loop for ``fit_reward_with`` (Lab 02 passes the student's).
     """
     if len(noise_grid) == 0 or float(noise_grid[0]) != 0.0:
         raise ValueError(f"noise_grid must start at 0.0 (the noiseless reference), got {list(noise_grid)}")
@@ -111,7 +144,8 @@ def noise_sweep(world: PreferenceWorld, noise_grid: Sequence[float], n_pairs: in
     keys = ("clean_accuracy", "noisy_accuracy", "predicted_noisy_accuracy", "corr_typical", "reward_scale", "relative_scale", "flattening")
     out = {k: np.zeros(len(noise_grid)) for k in keys}
     for i, eps in enumerate(noise_grid):
-        fit = fit_proxy_reward(world, n_pairs, label_noise=float(eps), seed=seed)
+        fit = (fit_proxy_reward(world, n_pairs, label_noise=float(eps), seed=seed) if train_fn is None
+               else fit_reward_with(world, train_fn, n_pairs, label_noise=float(eps), seed=seed))
         noisy = held_out_pairs(world, seed=seed, label_noise=float(eps))
         out["clean_accuracy"][i] = accuracy_on(fit.proxy, clean)
         out["noisy_accuracy"][i] = accuracy_on(fit.proxy, noisy)
@@ -153,6 +187,29 @@ def calibration_margins(world: PreferenceWorld, proxy: torch.Tensor, chosen: tor
     gold_margin = (world.gold_reward[chosen] - world.gold_reward[rejected]) * sign  # (N,)
     length_gap = (world.length[chosen] - world.length[rejected]).abs()  # (N,)
     return _bin_means(predicted, n_bins, {"proxy_margin": margin.abs(), "gold_margin": gold_margin, "length_gap": length_gap})
+
+
+def confident_pairs(world: PreferenceWorld, proxy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
+                    threshold: float = 0.9) -> Dict[str, Dict[str, float]]:
+    """The pairs where the proxy's favourite gets P >= ``threshold``, split by whether a very long response is in the pair.
+
+    Per group ("with a very long response", "typical only"): "count", "predicted" (mean sigmoid of the proxy
+    margin), "empirical" (share won by the proxy's favourite), "gold" (mean sigmoid of the gold margin: what
+    the labels' generator expects). Shows what makes a calibration bin over-confident.
+    """
+    margin = proxy[chosen] - proxy[rejected]  # (N,)
+    sign = torch.where(margin >= 0, 1.0, -1.0)  # (N,)
+    predicted = torch.sigmoid(margin.abs())  # (N,)
+    won = (margin >= 0).float()  # (N,)
+    gold = torch.sigmoid((world.gold_reward[chosen] - world.gold_reward[rejected]) * sign)  # (N,)
+    has_long = world.is_long[chosen] | world.is_long[rejected]  # (N,)
+    confident = predicted >= threshold
+    out = {}
+    for name, inside in (("with a very long response", confident & has_long), ("typical only", confident & ~has_long)):
+        n = int(inside.sum())
+        out[name] = {"count": n, **{k: (float(v[inside].mean()) if n else float("nan"))
+                                    for k, v in (("predicted", predicted), ("empirical", won), ("gold", gold))}}
+    return out
 
 
 def _bin_means(predicted: torch.Tensor, n_bins: int, values: Dict[str, torch.Tensor], with_count: bool = False) -> Dict[str, np.ndarray]:

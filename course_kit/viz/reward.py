@@ -87,7 +87,7 @@ def plot_proxy_vs_gold(world: PreferenceWorld, proxy: torch.Tensor, limits: Opti
     if limits is not None:
         pad = 0.05 * (hi - lo)
         ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small")  # below the axes: off the data
     return fig, ax
 
 
@@ -114,7 +114,7 @@ def plot_reward_training(history: Dict[str, list]):
     axes[0].set(xlabel="step", ylabel="Bradley-Terry loss", title="training loss")
     axes[0].legend()
     axes[1].plot(history["eval_step"], history["eval_accuracy"], "o-", color=ACCENT)
-    axes[1].set(xlabel="step", ylabel="held-out pair accuracy", title="held-out accuracy")
+    axes[1].set(xlabel="steps of training", ylabel="held-out pair accuracy", title="held-out accuracy after k steps")
     return fig, axes
 
 
@@ -155,7 +155,7 @@ class RewardExplorer(Explorer):
         self.update()
 
     def precompute(self) -> None:
-        """Fit every (pairs, noise) position once; fix the axes to cover them all."""
+        """Fit every (pairs, noise) position once (``limits``: the range of them all; each move sets its own)."""
         features = self.world.features  # (K, d)
         with single_thread():  # tiny tensors: one thread is several times faster than many on a busy CPU
             for noise in NOISE_OPTIONS:
@@ -168,6 +168,11 @@ class RewardExplorer(Explorer):
         values = torch.cat([torch.stack(list(self.fits.values())).flatten(), self.world.gold_reward])
         self.limits = (float(values.min()), float(values.max()))
 
+    def limits_for(self, aligned: np.ndarray) -> Tuple[float, float]:
+        """Axis limits (shared by both axes) that cover the gold rewards and this fit's proxy rewards."""
+        gold = self.world.gold_reward.numpy()
+        return float(min(gold.min(), aligned.min())), float(max(gold.max(), aligned.max()))
+
     def update(self, n_pairs: Optional[int] = None, label_noise: Optional[float] = None) -> Dict[str, float]:
         """Show the fit for the given (or current) slider values and return its numbers."""
         n = int(n_pairs if n_pairs is not None else self.controls["n_pairs"].value)
@@ -178,13 +183,17 @@ class RewardExplorer(Explorer):
             fig, ax = plot_proxy_vs_gold(self.world, torch.from_numpy(aligned), limits=self.limits)
             typical_points, long_points = ax.collections[:2]
             ax.get_legend().remove()  # said once in the label instead: a fifth of every redraw's time
-            fig.canvas.draw()  # lay the figure out once: axes, limits and ticks never change between moves
+            fig.canvas.draw()  # lay the figure out once: the axes' place never changes between moves (their limits do)
             fig.set_layout_engine("none")  # so later draws skip the constrained layout (half of a draw's time)
             self._figure_parts = (fig, ax, typical_points, long_points)
         fig, ax, typical_points, long_points = self._figure_parts
         gold, long = self.world.gold_reward.numpy(), self.world.is_long.numpy()
         typical_points.set_offsets(np.column_stack([gold[~long], aligned[~long]]))
         long_points.set_offsets(np.column_stack([gold[long], aligned[long]]))
+        lo, hi = self.limits_for(aligned)
+        pad = 0.05 * (hi - lo)
+        ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))  # the limits follow this fit's points
+        ax.lines[0].set_data([lo, hi], [lo, hi])  # the proxy = gold diagonal
         ax.set_title(f"{n} pairs, noise {noise:.2f}")
         self.label.value = (f"corr with gold (typical) {self.state['corr_typical']:.2f}, slope {self.state['slope_typical']:.2f}, "
                             f"held-out pair accuracy {self.state['pair_accuracy']:.3f} (gold {self.state['gold_pair_accuracy']:.3f})"
