@@ -365,6 +365,6 @@ register_question(Question(
 register_question(Question(
     id="lab07.q4", lab="07", expected=lambda before, after: before["task_accuracy"] - after["task_accuracy"], tol=0.01,
     hint="`before` and `after` hold the audit's figures; the task is agreement with the historical labels",
-    explanation="the router is scored against the historical labels, which encode the bias: part of this cost is the "
-                "price of no longer reproducing that bias (accuracy against the damage rises)",
+    explanation="refitted on the erased embeddings, the router can no longer single out undamaged Brand A packages, "
+                "so it stops reproducing the historical labels that sent them to the slow lane",
 ))
