@@ -88,3 +88,54 @@ def test_questions_are_registered_and_computed_from_state(capsys):
     before, after = {"equalized_odds_difference": 0.7, "task_accuracy": 0.84}, {"task_accuracy": 0.8}
     assert ask("lab07.q2", lambda: 0.7, before=before) and not ask("lab07.q2", lambda: 0.3, before=before)
     assert ask("lab07.q4", lambda: 0.04, before=before, after=after)
+
+
+def test_parity_reference_matches_fairlearn():
+    from fairlearn.metrics import demographic_parity_difference as fairlearn_dpd
+
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(300, generator=g) < 0.4).long()
+    groups = torch.randint(0, 3, (300,), generator=g)
+    ours = float(demographic_parity_difference(y, groups))
+    theirs = fairlearn_dpd(y.numpy(), y.numpy(), sensitive_features=groups.numpy())
+    assert ours == pytest.approx(theirs, abs=1e-6)  # float32 rates
+
+
+def _correlated(seed, n=600, d=10):
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(d, d, generator=g) / d ** 0.5 + torch.eye(d)
+    z = (torch.rand(n, generator=g) < 0.4).long()
+    x = torch.randn(n, d, generator=g) @ mix + 3.0 + z[:, None] * torch.linspace(1.0, -1.0, d)
+    return x.double(), z
+
+
+def test_mean_difference_eraser_is_the_orthogonal_projection_and_leace_moves_less():
+    from course_kit.fairness.erasure import class_mean_gap, erase, fit_eraser, mean_difference_eraser
+
+    x, z = _correlated(0)
+    out = mean_difference_eraser(x, z)(x)
+    # independent reference: the projection matrix I - u u^T in numpy, around the overall mean
+    import numpy as np
+
+    xn, zn = x.numpy(), z.numpy().astype(bool)
+    d = xn[zn].mean(0) - xn[~zn].mean(0)
+    u = d / np.linalg.norm(d)
+    expected = (xn - xn.mean(0)) @ (np.eye(len(u)) - np.outer(u, u)) + xn.mean(0)
+    assert np.allclose(out.numpy(), expected, atol=1e-10)
+    assert class_mean_gap(out, z) < 1e-10
+    # LEACE also equalises the class means, with an edit of least mean squared size
+    leace = erase(fit_eraser(x.float(), z), x.float()).double()
+    assert class_mean_gap(leace, z) < 1e-4
+    ours_edit, leace_edit = ((out - x) ** 2).sum(1).mean(), ((leace - x) ** 2).sum(1).mean()
+    assert leace_edit <= ours_edit + 1e-6
+
+
+def test_eraser_exercise_accepts_the_reference_and_rejects_wrong_erasers(capsys):
+    from course_kit.exercises.lab07 import eraser_behaviour
+    from course_kit.fairness.erasure import mean_difference_eraser
+
+    assert check("mean_difference_eraser", mean_difference_eraser, verbose=False)
+    assert eraser_behaviour(mean_difference_eraser) is None
+    assert "class means" in eraser_behaviour(lambda x, z: (lambda y: y.clone()))  # an eraser that does nothing
+    assert not check("mean_difference_eraser", lambda x, z: x.clone())  # returns features, not an eraser
+    assert "expected a function" in capsys.readouterr().out

@@ -127,6 +127,15 @@ def erased(split: Split, eraser) -> Split:
     return replace(split, features=erase(eraser, split.features))
 
 
+def apply_eraser(split: Split, eraser) -> Split:
+    """The same packages with ``eraser`` (any function (N, D) -> (N, D), e.g. the student's mean-difference
+    eraser of Lab 07) applied to their float32 embeddings."""
+    features = eraser(split.features)
+    if tuple(features.shape) != tuple(split.features.shape):
+        raise ValueError(f"the eraser must keep the shape {tuple(split.features.shape)}, got {tuple(features.shape)}")
+    return replace(split, features=features.detach().float())
+
+
 def proxy_study(model, seed: int = 0, n_train: int = 2000, n_test: int = 2000,
                 config: ConveyorConfig = ConveyorConfig(), mlp: bool = True) -> Dict[str, Dict[str, object]]:
     """Router, probes and LEACE on fresh packages of ``seed``: {"before", "after"} figures of ``audit``;
