@@ -14,6 +14,8 @@ and advantages A clipped to +-adv_clip_max, each step's loss is PPO's clipped su
   ``approx_kl`` = ((r - 1) - log r).mean() and ``clip_fraction`` logged; ``trust_region="truly"``
   uses Truly PPO (``course_kit.diffusion.truly_ppo``) instead.
 - ``PerPromptStatTracker``: per-prompt reward normalisation into advantages (ddpo-pytorch).
+- ``ddpo_update_loss`` / ``per_prompt_advantages``: one update's loss as a single function of the
+  stored rollout (Lab 06's core exercise), and ``LossFnTrainer``, the trainer that calls such a function.
 - ``DDPOTrainer``: 1. sample, 2. score, 3. advantages, 4. PPO updates; optional ``accelerate``
   (rewards gathered across processes, gradients averaged, fp16 with loss scaling or bf16),
   a NaN guard, and checkpoints that load without unpickling.

@@ -31,7 +31,7 @@ def _grid(images: torch.Tensor, ncols: int) -> np.ndarray:
 
 def image_grids(grids: Dict[str, torch.Tensor], ncols: int = 8):
     """One panel per entry: title -> images (N, 3, H, W) tiled ``ncols`` wide (the paper's Figs. 5, 7, 9, 11)."""
-    fig, axes = new_figure(ncols=len(grids), width=3.6, height=2.0)
+    fig, axes = new_figure(ncols=len(grids), width=4.8, height=2.7)  # portraits large enough to see the hair
     axes = np.atleast_1d(axes)
     for ax, (title, images) in zip(axes, grids.items()):
         ax.imshow(_grid(images, ncols), interpolation="nearest")
@@ -63,9 +63,11 @@ def confusion_panels(matrices: Dict[str, np.ndarray]):
     names = ["female", "male", "None"]
     for ax, (title, m) in zip(axes, matrices.items()):
         ax.imshow(m, cmap="Blues")
+        dark = m > 0.5 * max(float(np.max(m)), 1.0)  # cells the colour map draws dark: white text there
         for i in range(3):
             for j in range(3):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="black", fontsize=9)
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if dark[i, j] else "black",
+                        fontsize=9)
         ax.set_xticks(range(3), names)
         ax.set_yticks(range(3), names)
         ax.set_xlabel("classifier")
