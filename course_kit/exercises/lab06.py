@@ -36,55 +36,7 @@ from course_kit.exercises.registry import Case, Exercise, Misconception, registe
 from course_kit.quiz import Question, register_question
 
 
-# --- exercise 1: one DDIM step's log-probability --------------------------------------------------
-def ddim_logprob(x_prev: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """log N(x_prev; mean, sigma^2 I) averaged over the non-batch dimensions: (B, ...), (B, ...), (B,) -> (B,)."""
-    return gaussian_log_prob(x_prev, mean, sigma)
-
-
-def ddim_logprob_cases():
-    g = torch.Generator().manual_seed(606)
-    mean8, x8 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)  # the toy's 8-d latents
-    img_mean, img_x = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)  # SD-like (B, C, h, w)
-    return [
-        Case("toy latents (4, 8), sigma 1", (x8, mean8, torch.ones(4))),
-        Case("toy latents (4, 8), one sigma per sample", (x8, mean8, torch.tensor([0.5, 1.0, 0.1, 2.0]))),
-        Case("x_prev == mean: only the normalising constant", (mean8, mean8.clone(), torch.full((4,), 0.3))),
-        Case("image-shaped latents (2, 4, 3, 3)", (img_x, img_mean, torch.tensor([0.2, 0.7]))),
-        Case("a tiny sigma, as in the last denoising steps", (x8[:1] * 0.01 + mean8[:1], mean8[:1], torch.tensor([0.01]))),
-    ]
-
-
-def _normal(x, mean, sigma):
-    s = sigma.reshape(-1, *([1] * (x.dim() - 1)))
-    return -((x - mean) ** 2) / (2 * s**2) - torch.log(s) - 0.5 * math.log(2 * math.pi)
-
-
-register(Exercise(
-    id="ddim_logprob", lab="06",
-    signature="ddim_logprob(x_prev (B, ...), mean (B, ...), sigma (B,)) -> Tensor (B,)",
-    reference=ddim_logprob, cases=ddim_logprob_cases, atol=1e-4, rtol=1e-4,
-    difficulty=1, importance=2, minutes=5,
-    hints=("Write the log-density of one coordinate of a normal distribution first; it has three terms.",
-           "sigma has one entry per sample: reshape it so that it broadcasts against (B, ...).",
-           "DDPO reduces over every dimension except the batch one, and not by a sum."),
-    misconceptions=(
-        Misconception("sum instead of mean over dimensions", lambda x, m, s: _normal(x, m, s).flatten(1).sum(1),
-                      "your values grow with the number of latent dimensions; DDPO's do not"),
-        Misconception("mean over the batch too", lambda x, m, s: _normal(x, m, s).mean().expand(x.shape[0]),
-                      "every sample gets the same number: which dimensions should you reduce over?"),
-        Misconception("variance where the std belongs", lambda x, m, s: _normal(x, m, s ** 2).flatten(1).mean(1),
-                      "right when sigma = 1, wrong otherwise: is the sigma you are given a variance or a std?"),
-        Misconception("no log sigma term",
-                      lambda x, m, s: (_normal(x, m, s) + torch.log(s).reshape(-1, *([1] * (x.dim() - 1)))).flatten(1).mean(1),
-                      "right when sigma = 1: a density must integrate to one, whatever sigma is"),
-        Misconception("sign error", lambda x, m, s: -_normal(x, m, s).flatten(1).mean(1),
-                      "a log-density of a continuous variable near its mean is usually negative for sigma near 1"),
-    ),
-))
-
-
-# --- exercise 2: R_shift ------------------------------------------------------------------------
+# --- exercise 1: R_shift ------------------------------------------------------------------------
 def r_shift(p_female: torch.Tensor, underrepresented: str) -> torch.Tensor:
     """Eq. 1: the classifier's probability that each image shows the under-represented group. (B,) -> (B,)."""
     if underrepresented not in ("female", "male"):
@@ -119,7 +71,7 @@ register(Exercise(
 ))
 
 
-# --- exercise 3: R_balance ----------------------------------------------------------------------
+# --- exercise 2: R_balance ----------------------------------------------------------------------
 def r_balance_cases():
     return [
         Case("one woman, three men, one None (q = 1/4)", (["female", "male", "male", "male", None],)),
@@ -169,6 +121,54 @@ register(Exercise(
                       "an unreadable image is not the minority class; the lab reads eq. 3 literally for it"),
         Misconception("sign error", lambda labels: -_balance(labels, _q),
                       "in a batch of one woman and three men, the woman should earn the positive reward"),
+    ),
+))
+
+
+# --- exercise 3: one DDIM step's log-probability --------------------------------------------------
+def ddim_logprob(x_prev: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """log N(x_prev; mean, sigma^2 I) averaged over the non-batch dimensions: (B, ...), (B, ...), (B,) -> (B,)."""
+    return gaussian_log_prob(x_prev, mean, sigma)
+
+
+def ddim_logprob_cases():
+    g = torch.Generator().manual_seed(606)
+    mean8, x8 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)  # the toy's 8-d latents
+    img_mean, img_x = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)  # SD-like (B, C, h, w)
+    return [
+        Case("toy latents (4, 8), sigma 1", (x8, mean8, torch.ones(4))),
+        Case("toy latents (4, 8), one sigma per sample", (x8, mean8, torch.tensor([0.5, 1.0, 0.1, 2.0]))),
+        Case("x_prev == mean: only the normalising constant", (mean8, mean8.clone(), torch.full((4,), 0.3))),
+        Case("image-shaped latents (2, 4, 3, 3)", (img_x, img_mean, torch.tensor([0.2, 0.7]))),
+        Case("a tiny sigma, as in the last denoising steps", (x8[:1] * 0.01 + mean8[:1], mean8[:1], torch.tensor([0.01]))),
+    ]
+
+
+def _normal(x, mean, sigma):
+    s = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+    return -((x - mean) ** 2) / (2 * s**2) - torch.log(s) - 0.5 * math.log(2 * math.pi)
+
+
+register(Exercise(
+    id="ddim_logprob", lab="06",
+    signature="ddim_logprob(x_prev (B, ...), mean (B, ...), sigma (B,)) -> Tensor (B,)",
+    reference=ddim_logprob, cases=ddim_logprob_cases, atol=1e-4, rtol=1e-4,
+    difficulty=1, importance=2, minutes=5,
+    hints=("Write the log-density of one coordinate of a normal distribution first; it has three terms.",
+           "sigma has one entry per sample: reshape it so that it broadcasts against (B, ...).",
+           "DDPO reduces over every dimension except the batch one, and not by a sum."),
+    misconceptions=(
+        Misconception("sum instead of mean over dimensions", lambda x, m, s: _normal(x, m, s).flatten(1).sum(1),
+                      "your values grow with the number of latent dimensions; DDPO's do not"),
+        Misconception("mean over the batch too", lambda x, m, s: _normal(x, m, s).mean().expand(x.shape[0]),
+                      "every sample gets the same number: which dimensions should you reduce over?"),
+        Misconception("variance where the std belongs", lambda x, m, s: _normal(x, m, s ** 2).flatten(1).mean(1),
+                      "right when sigma = 1, wrong otherwise: is the sigma you are given a variance or a std?"),
+        Misconception("no log sigma term",
+                      lambda x, m, s: (_normal(x, m, s) + torch.log(s).reshape(-1, *([1] * (x.dim() - 1)))).flatten(1).mean(1),
+                      "right when sigma = 1: a density must integrate to one, whatever sigma is"),
+        Misconception("sign error", lambda x, m, s: -_normal(x, m, s).flatten(1).mean(1),
+                      "a log-density of a continuous variable near its mean is usually negative for sigma near 1"),
     ),
 ))
 
