@@ -118,3 +118,78 @@ def test_questions_compute_their_answers_from_state(capsys):
     # the largest distance *after* is not the largest rise
     quality2 = {"a": {"nn_distance": (0.10, 0.20)}, "b": {"nn_distance": (0.01, 0.15)}}
     assert quiz.ask("lab06.q5", "b", quality=quality2)
+
+
+# --- core: one DDPO update ---------------------------------------------------------------------------
+def test_core_update_is_registered_and_passes():
+    from course_kit.exercises import registry
+
+    assert registry.get("ddpo_update_loss").kind == "core"
+    assert check("ddpo_update_loss", lab06.reference_ddpo_update_loss, verbose=False)
+
+
+def test_core_update_rejects_a_detached_log_prob(capsys):
+    from course_kit.diffusion.ddpo import ddpo_update_loss
+
+    def detached(new_means, *args, **kwargs):
+        return ddpo_update_loss(new_means.detach(), *args, **kwargs)
+
+    assert not check("ddpo_update_loss", detached)
+    assert "gradient" in capsys.readouterr().out
+
+
+def test_core_update_gradient_equals_the_trainers_on_a_toy_rollout():
+    """Independent reference: DDPOTrainer.update's per-step loop (ddim_step_with_logprob + ddpo_clipped_loss)."""
+    from course_kit.diffusion.ddim_logprob import ddim_mean_std, ddim_step_with_logprob, sample_with_logprob
+    from course_kit.diffusion.ddpo import PerPromptStatTracker, ddpo_clipped_loss, ddpo_update_loss
+    from course_kit.diffusion.portrait_diffusion import load_model
+    from course_kit.worlds import portrait_world as world
+
+    torch.manual_seed(0)
+    model = load_model()
+    prompts = [world.prompt_for("nurse", "face")] * 3 + [world.prompt_for("teacher", "face")] * 3
+    ro = sample_with_logprob(model, prompts, 4, 1.0, 2.0, torch.Generator().manual_seed(1))
+    rewards = torch.tensor([0.1, 0.5, 0.9, 0.2, 0.3, 0.35])
+    params = [p for p in model.trainable_parameters() if p.requires_grad]
+    # a small change of the weights so that ratios differ from 1
+    with torch.no_grad():
+        for p in params:
+            p.add_(1e-3 * torch.randn_like(p))
+    T, cond = ro.log_probs.shape[1], model.encode_prompts(prompts)
+    adv = torch.from_numpy(PerPromptStatTracker(None).update(prompts, rewards.numpy()))
+    model.zero_grad()
+    for j in range(T):
+        eps = model.predict_noise(ro.latents[:, j], ro.timesteps[j], cond, 2.0)
+        _, lp = ddim_step_with_logprob(model.scheduler, eps, ro.timesteps[j], ro.latents[:, j], prev_sample=ro.latents[:, j + 1])
+        loss, _ = ddpo_clipped_loss(lp, ro.log_probs[:, j], adv, 0.01, 5.0)
+        (loss / T).backward()
+    expected = [p.grad.clone() for p in params]
+    model.zero_grad()
+    means, sigmas = [], []
+    for j in range(T):
+        eps = model.predict_noise(ro.latents[:, j], ro.timesteps[j], cond, 2.0)
+        m, s = ddim_mean_std(model.scheduler, eps, ro.timesteps[j], ro.latents[:, j])
+        means.append(m)
+        sigmas.append(s[0])
+    ddpo_update_loss(torch.stack(means, 1), ro.latents[:, 1:], torch.stack(sigmas), ro.log_probs, rewards, prompts,
+                     0.01, 5.0).backward()
+    for p, e in zip(params, expected):
+        assert torch.allclose(p.grad, e, atol=1e-6, rtol=1e-4)
+
+
+def test_loss_fn_trainer_moves_the_weights_and_logs():
+    from dataclasses import replace
+
+    from course_kit.diffusion.ddpo import LossFnTrainer, ddpo_update_loss
+    from course_kit.diffusion.gender_rewards import make_gender_reward
+    from course_kit.diffusion.portrait_classifier import load_classifier
+    from course_kit.diffusion.portrait_diffusion import load_model
+    from course_kit.experiments import ddpo as lab
+
+    model, classifier = load_model(), load_classifier()
+    before = [p.detach().clone() for p in model.trainable_parameters()]
+    cfg = replace(lab.UPDATE_CONFIG, batch_size=16, n_batches_per_epoch=1, train_batch_size=16, n_inference_steps=4)
+    trainer = LossFnTrainer(model, make_gender_reward(classifier.classify, "shift"), cfg, loss_fn=ddpo_update_loss)
+    record = trainer.train_epoch([lab.SHIFT_PROMPT])
+    assert math.isfinite(record["loss"]) and record["clip_fraction"] == 0.0  # one step: every ratio is 1
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.trainable_parameters()))

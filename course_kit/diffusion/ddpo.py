@@ -14,6 +14,8 @@ and advantages A clipped to +-adv_clip_max, each step's loss is PPO's clipped su
   ``approx_kl`` = ((r - 1) - log r).mean() and ``clip_fraction`` logged; ``trust_region="truly"``
   uses Truly PPO (``course_kit.diffusion.truly_ppo``) instead.
 - ``PerPromptStatTracker``: per-prompt reward normalisation into advantages (ddpo-pytorch).
+- ``ddpo_update_loss`` / ``per_prompt_advantages``: one update's loss as a single function of the
+  stored rollout (Lab 06's core exercise), and ``LossFnTrainer``, the trainer that calls such a function.
 - ``DDPOTrainer``: 1. sample, 2. score, 3. advantages, 4. PPO updates; optional ``accelerate``
   (rewards gathered across processes, gradients averaged, fp16 with loss scaling or bf16),
   a NaN guard, and checkpoints that load without unpickling.
@@ -486,3 +488,103 @@ class DDPOTrainer:
         self.resumed_extra = dict(state.get("extra", {}))
         return True
 
+
+
+# ----------------------------------------------------------------------------------------------
+# One DDPO update written as a single function (Lab 06's core exercise) and a trainer that calls it
+# ----------------------------------------------------------------------------------------------
+def per_prompt_advantages(rewards: Tensor, prompts: Sequence[str], adv_clip_max: float = 5.0) -> Tensor:
+    """(r - mean_p) / (std_p + 1e-6) within the batch, std the population one, clipped to +-adv_clip_max. (B,) -> (B,).
+
+    ``PerPromptStatTracker(buffer_size=None)`` followed by the clip of ``ddpo_clipped_loss``
+    (ddpo-pytorch ``stat_tracking.py`` and ``train.py``).
+    """
+    adv = torch.from_numpy(PerPromptStatTracker(buffer_size=None).update(list(prompts), rewards.detach().cpu().numpy()))
+    return adv.to(rewards.device).clamp(-adv_clip_max, adv_clip_max)  # (B,)
+
+
+def ddpo_update_loss(new_means: Tensor, x_prev: Tensor, sigmas: Tensor, old_log_probs: Tensor, rewards: Tensor,
+                     prompts: Sequence[str], clip_range: float = 1e-4, adv_clip_max: float = 5.0) -> Tensor:
+    """The loss of one DDPO update on a stored rollout (Black et al. 2023; Lab 06's core exercise).
+
+    new_means (B, T, *L): mu_theta of each stored step under the current weights (carries the graph);
+    x_prev (B, T, *L): the stored actions x_t'; sigmas (T,): sigma_t per step; old_log_probs (B, T):
+    log pi_old of the stored actions; rewards (B,) and prompts (B strings) of the final images.
+    Returns the mean over the T steps of ``ddpo_clipped_loss`` on that step, with per-prompt
+    advantages (``per_prompt_advantages``): the gradient ``DDPOTrainer.update`` accumulates
+    (each step's loss divided by T) on one minibatch.
+    """
+    from course_kit.diffusion.ddim_logprob import gaussian_log_prob
+
+    adv = per_prompt_advantages(rewards, prompts, adv_clip_max)  # (B,)
+    T = old_log_probs.shape[1]
+    total = new_means.new_zeros(())
+    for j in range(T):
+        log_prob = gaussian_log_prob(x_prev[:, j], new_means[:, j], sigmas[j].expand(x_prev.shape[0]))  # (B,)
+        loss, _ = ddpo_clipped_loss(log_prob, old_log_probs[:, j], adv, clip_range, adv_clip_max)
+        total = total + loss / T
+    return total
+
+
+class LossFnTrainer(DDPOTrainer):
+    """``DDPOTrainer`` whose steps 3-4 call ``loss_fn`` (``ddpo_update_loss``'s signature) once per minibatch.
+
+    Step 3 keeps the raw rewards (``loss_fn`` turns them into per-prompt advantages within its
+    minibatch); step 4 computes mu_theta of every stored step with the current weights, calls
+    ``loss_fn`` and takes one optimizer step. With ``train_batch_size`` equal to the epoch's samples
+    it is one update per epoch, advantages normalised over the epoch as in ``DDPOTrainer``.
+    Logs ``loss``, ``approx_kl`` and ``clip_fraction`` (of the ratios the loss saw). Single process only.
+    """
+
+    def __init__(self, policy: DiffusionPolicy, reward_fn: RewardFn, config: Optional[DDPOConfig] = None,
+                 loss_fn: Callable[..., Tensor] = ddpo_update_loss):
+        super().__init__(policy, reward_fn, config)
+        if config is not None and (config.trust_region != "clip" or not config.whiten_advantages):
+            raise ValueError("LossFnTrainer implements the clipped loss with whitened advantages: "
+                             "trust_region='clip' and whiten_advantages=True")
+        self.loss_fn = loss_fn
+
+    def advantages(self, all_prompts: List[str], all_rewards: Tensor, n_local: int) -> Tensor:
+        return all_rewards[:n_local].clone()  # (N,) raw rewards: loss_fn normalises them
+
+    def update(self, rollout: Rollout, advantages: Tensor) -> Dict[str, float]:
+        from course_kit.diffusion.ddim_logprob import ddim_mean_std, gaussian_log_prob
+
+        cfg, rewards = self.config, advantages  # (N,) raw rewards (see advantages)
+        n_local, T = len(rollout.prompts), rollout.log_probs.shape[1]
+        stats: Dict[str, List[float]] = {"loss": [], "approx_kl": [], "clip_fraction": [], "nan_skipped": []}
+        for _ in range(cfg.n_inner_epochs):
+            order = torch.randperm(n_local, generator=self.generator)
+            for start in range(0, n_local, cfg.train_batch_size):
+                idx = order[start:start + cfg.train_batch_size]
+                prompts = [rollout.prompts[i] for i in idx.tolist()]
+                cond = self.policy.encode_prompts(prompts)
+                means, sigmas = [], []
+                for j in range(T):  # 1. mu_theta of every stored step, with the graph
+                    t, x_t = rollout.timesteps[j], rollout.latents[idx, j]  # x_t (b, *L)
+                    eps = self.policy.predict_noise(x_t, t, cond, cfg.w)  # (b, *L)
+                    mean, std = ddim_mean_std(self.policy.scheduler, eps, t, x_t, cfg.eta)  # (b, *L), (b,)
+                    means.append(mean)
+                    sigmas.append(std[0])
+                new_means, sig = torch.stack(means, 1), torch.stack(sigmas)  # (b, T, *L), (T,)
+                x_prev, old = rollout.latents[idx, 1:], rollout.log_probs[idx]  # (b, T, *L), (b, T)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = self.loss_fn(new_means, x_prev, sig, old, rewards[idx], prompts, cfg.clip_range,
+                                    cfg.adv_clip_max)  # 2. the loss of the update
+                if not bool(torch.isfinite(loss)):
+                    stats["nan_skipped"].append(1.0)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                loss.backward()  # 3. gradient, 4. one optimizer step
+                stats["loss"].append(float(loss.detach()))
+                with torch.no_grad():
+                    new_lp = torch.stack([gaussian_log_prob(x_prev[:, j], new_means[:, j], sig[j].expand(len(idx)))
+                                          for j in range(T)], 1)  # (b, T)
+                    log_ratio = new_lp - old
+                    ratio = log_ratio.exp()
+                    stats["approx_kl"].append(float(((ratio - 1) - log_ratio).mean()))
+                    stats["clip_fraction"].append(float(((ratio - 1).abs() > cfg.clip_range).float().mean()))
+                self._gradient_step(stats)
+        out = {k: (float(np.mean(v)) if v else float("nan")) for k, v in stats.items() if k != "nan_skipped"}
+        out["nan_skipped"] = len(stats["nan_skipped"])
+        return out

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from course_kit.worlds import portrait_world as world
-from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer
+from course_kit.diffusion.ddpo import DDPOConfig, DDPOTrainer, LossFnTrainer
 from course_kit.diffusion.gender_rewards import female_ratio, make_gender_reward
 from course_kit.diffusion.portrait_classifier import PortraitClassifier, load_classifier
 from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, generate, load_model
@@ -55,6 +55,8 @@ BALANCE_PROMPTS = (world.prompt_for("mechanical engineer", "face"), world.prompt
 SHIFT_CONFIG = DDPOConfig(w=GUIDANCE, lr=1e-3)
 BALANCE_CONFIG = DDPOConfig(w=GUIDANCE, lr=5e-4, n_batches_per_epoch=4, stat_buffer_size=256)
 CONFIGS = {"shift": SHIFT_CONFIG, "balance": BALANCE_CONFIG}
+# the lab's run on the student's update (LossFnTrainer): one update per epoch on all 64 samples
+UPDATE_CONFIG = replace(SHIFT_CONFIG, train_batch_size=64)
 
 
 def training_reference(prompt: str, n: int = 1024, seed: int = 1) -> torch.Tensor:
@@ -102,8 +104,12 @@ def prompt_folder(prompt: str) -> str:
 
 def run_ddpo(prompts, config: DDPOConfig, n_epochs: int, seed: int = 0, model: Optional[PortraitDiffusion] = None,
              classifier: Optional[PortraitClassifier] = None, eval_n: int = EVAL_N,
-             reward: Literal["shift", "balance"] = "shift", checkpoint_dir: Optional[str] = None) -> Dict[str, Any]:
+             reward: Literal["shift", "balance"] = "shift", checkpoint_dir: Optional[str] = None,
+             loss_fn=None) -> Dict[str, Any]:
     """Fine-tune a fresh copy of the pretrained model; evaluate each prompt before and after every epoch.
+
+    ``loss_fn`` (``ddpo_update_loss``'s signature, e.g. Lab 06's core exercise): train with
+    ``LossFnTrainer``, which calls it once per minibatch, instead of ``DDPOTrainer``.
 
     With ``checkpoint_dir`` the trainer and the evaluations are saved after every epoch, and a run
     that finds them there resumes (the configuration must match; ``DDPOTrainer.resume``).
@@ -114,8 +120,12 @@ def run_ddpo(prompts, config: DDPOConfig, n_epochs: int, seed: int = 0, model: O
     model = model or load_model()
     classifier = classifier or load_classifier()
     config = replace(config, seed=seed, checkpoint_dir=None, checkpoint_every=0)  # run_ddpo saves, with the evaluations
-    trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, reward), config)
-    identity = {"prompts": prompts, "reward": reward, "seed": seed, "eval_n": eval_n, "scale": "toy"}
+    if loss_fn is None:
+        trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, reward), config)
+    else:
+        trainer = LossFnTrainer(model, make_gender_reward(classifier.classify, reward), config, loss_fn=loss_fn)
+    identity = {"prompts": prompts, "reward": reward, "seed": seed, "eval_n": eval_n, "scale": "toy",
+                "trainer": type(trainer).__name__}
     with checkpoint_lock(checkpoint_dir):
         evals = None
         if checkpoint_dir and trainer.resume(checkpoint_dir):
@@ -351,6 +361,31 @@ def trust_region_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256,
                 "outside_fraction": [h.get("outside_fraction", float("nan")) for h in history],
             })
     return rows
+
+
+def balance_advantages(qs, n: int = 128, q_before: float = 0.3, buffer_size: int = 256) -> Dict[str, List[float]]:
+    """R_balance for a female-labelled image in a batch of ``n`` with female share q, and the advantage DDPO gives it.
+
+    "reward": eq. 3, |q - 0.5| with the sign of the minority; "advantage, no buffer": per-prompt
+    normalisation within the batch (``PerPromptStatTracker(None)``); "advantage, buffer of 256": the
+    tracker also holds the previous epoch's ``n`` rewards, drawn at ``q_before`` (``BALANCE_CONFIG``).
+    """
+    from course_kit.diffusion.ddpo import PerPromptStatTracker
+    from course_kit.diffusion.gender_rewards import r_balance
+
+    def labels(q):
+        f = int(round(q * n))
+        return ["female"] * f + ["male"] * (n - f)
+
+    out: Dict[str, List[float]] = {"reward": [], "advantage, no buffer": [], f"advantage, buffer of {buffer_size}": []}
+    for q in qs:
+        rewards = r_balance(labels(q)).numpy()  # (n,) index 0 is a female-labelled image
+        out["reward"].append(float(rewards[0]))
+        out["advantage, no buffer"].append(float(PerPromptStatTracker(None).update(["p"] * n, rewards)[0]))
+        tracker = PerPromptStatTracker(buffer_size, min_count=16)
+        tracker.update(["p"] * n, r_balance(labels(q_before)).numpy())  # the previous epoch
+        out[f"advantage, buffer of {buffer_size}"].append(float(tracker.update(["p"] * n, rewards)[0]))
+    return out
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ def _grid(images: torch.Tensor, ncols: int) -> np.ndarray:
 
 def image_grids(grids: Dict[str, torch.Tensor], ncols: int = 8):
     """One panel per entry: title -> images (N, 3, H, W) tiled ``ncols`` wide (the paper's Figs. 5, 7, 9, 11)."""
-    fig, axes = new_figure(ncols=len(grids), width=3.6, height=2.0)
+    fig, axes = new_figure(ncols=len(grids), width=4.8, height=2.7)  # portraits large enough to see the hair
     axes = np.atleast_1d(axes)
     for ax, (title, images) in zip(axes, grids.items()):
         ax.imshow(_grid(images, ncols), interpolation="nearest")
@@ -63,9 +63,11 @@ def confusion_panels(matrices: Dict[str, np.ndarray]):
     names = ["female", "male", "None"]
     for ax, (title, m) in zip(axes, matrices.items()):
         ax.imshow(m, cmap="Blues")
+        dark = m > 0.5 * max(float(np.max(m)), 1.0)  # cells the colour map draws dark: white text there
         for i in range(3):
             for j in range(3):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="black", fontsize=9)
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if dark[i, j] else "black",
+                        fontsize=9)
         ax.set_xticks(range(3), names)
         ax.set_yticks(range(3), names)
         ax.set_xlabel("classifier")
@@ -131,21 +133,75 @@ def r_balance_coupling(n: int = 8):
     return fig
 
 
+SEED_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9")  # Okabe-Ito: colour-blind safe, one per seed
+
+
 def per_seed_runs(rows: Sequence[dict], target: float = 0.9):
-    """The training batch's female share per epoch (64 images), one line per (trust region, seed) run.
+    """The training batch's female share per epoch (64 images), one colour per seed, one line style per trust region.
 
     ``rows`` as returned by ``experiments.ddpo.trust_region_seeds``: {"trust_region", "seed", "share", ...}.
     """
     fig, ax = new_figure(width=5.0)
-    colours = {"clip": ACCENT, "truly": MINORITY}
+    styles = {"clip": "o-", "truly": "s--"}
     for r in rows:
-        ax.plot(range(len(r["share"])), r["share"], "o-", ms=3, color=colours.get(r["trust_region"], NEUTRAL),
-                alpha=0.8, label=f"{r['trust_region']} seed {r['seed']}")
+        ax.plot(range(len(r["share"])), r["share"], styles.get(r["trust_region"], "o:"), ms=3,
+                color=SEED_COLOURS[int(r["seed"]) % len(SEED_COLOURS)], alpha=0.9,
+                label=f"{r['trust_region']} seed {r['seed']}")
     ax.axhline(target, color=NEUTRAL, ls="--", lw=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("female share (training batch)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def hack_seed_panels(rows: Sequence[dict]):
+    """R_shift on a person-prompt, one colour per seed: classifier share, renderer's share, None rate, mean zoom per epoch.
+
+    ``rows`` as stored by ``experiments.ddpo_stored.hack_seeds``.
+    """
+    fig, axes = new_figure(ncols=4, width=2.9, height=2.6)
+    for r in rows:
+        c = SEED_COLOURS[int(r["seed"]) % len(SEED_COLOURS)]
+        for ax, key in zip(axes, ("share", "oracle_share", "none_rate", "zoom")):
+            ax.plot(range(len(r[key])), r[key], "o-", ms=3, color=c, label=f"seed {r['seed']}")
+    for ax, title in zip(axes, ("classifier's share", "renderer's share", "None rate", "mean zoom (-1: full figure)")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def share_curves(runs: Dict[str, Sequence[float]], band: Optional[float] = None, target: Optional[float] = None):
+    """The evaluation's female share per epoch for each labelled run (index 0: before fine-tuning)."""
+    fig, ax = new_figure(width=5.0)
+    for (label, shares), c in zip(runs.items(), SEED_COLOURS):
+        ax.plot(range(len(shares)), shares, "o-", ms=3, color=c, label=label)
+    if band is not None:
+        ax.axhspan(0.5 - band, 0.5 + band, color=NEUTRAL, alpha=0.2)
+    if target is not None:
+        ax.axhline(target, color=NEUTRAL, ls="--", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("female share (evaluation)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def advantage_vs_q(qs: Sequence[float], curves: Dict[str, Sequence[float]]):
+    """What DDPO does with R_balance: a female-labelled image's reward and advantage against the batch's q.
+
+    ``curves``: label -> one value per q (``experiments.ddpo.balance_advantages``).
+    """
+    fig, ax = new_figure(width=5.0)
+    styles = ["-", "--", ":"]
+    for (label, ys), c, ls in zip(curves.items(), SEED_COLOURS, styles):
+        ax.plot(qs, ys, ls, color=c, lw=2, label=label)
+    ax.axvline(0.5, color=NEUTRAL, lw=1)
+    ax.axhline(0.0, color=NEUTRAL, lw=1)
+    ax.set_xlabel("female share q of the batch")
+    ax.set_ylabel("value for a female-labelled image")
+    ax.legend(fontsize=7)
     return fig
 
 

@@ -132,8 +132,20 @@ def open_notebook(page, server: Dict[str, str], name: str, timeout_s: float = 12
     page.goto(f"{server['base']}/lab/workspaces/{workspace}/tree/{name}?token={server['token']}&reset",
               timeout=timeout_s * 1000)
     page.locator(".jp-Notebook").first.wait_for(state="attached", timeout=timeout_s * 1000)
+    accept_kernel_dialog(page)
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached",
                                                                                       timeout=timeout_s * 1000)
+
+
+def accept_kernel_dialog(page, wait_ms: int = 3000) -> None:
+    """JupyterLab sometimes asks "Select Kernel" for the first notebook a fresh server opens: take the default."""
+    dialog = page.locator(".jp-Dialog:has-text('Select Kernel')")
+    try:
+        dialog.wait_for(state="visible", timeout=wait_ms)
+    except Exception:
+        return
+    dialog.locator("button.jp-mod-accept").first.click()
+    dialog.wait_for(state="detached", timeout=10000)
 
 
 PROMPTS_JS = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
