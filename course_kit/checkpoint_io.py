@@ -101,8 +101,10 @@ def record_checksums(folder, root=None) -> Dict[str, str]:
     folder = Path(folder)
     manifest = read_checksums(root)
     prefix = folder.resolve().relative_to(root.resolve()).as_posix()
-    manifest = {k: v for k, v in manifest.items() if not (k == prefix or k.startswith(prefix + "/"))}
+    manifest = {k: v for k, v in manifest.items() if not (prefix == "." or k == prefix or k.startswith(prefix + "/"))}
     for file in sorted(folder.rglob("*")):
+        if file.name in (CHECKSUMS_FILE, "README.md"):
+            continue
         if file.is_file() and not file.is_symlink():
             manifest[file.resolve().relative_to(root.resolve()).as_posix()] = sha256_of(file)
     from course_kit.safe_write import write_text_atomic

@@ -170,8 +170,12 @@ def build_data(argv: List[str]) -> int:
     from course_kit.checkpoint_io import record_checksums
     from course_kit.runtime import DATA_DIR
 
+    if argv == ["--record-checksums"]:  # every file in data/ (checkpoints and stored results), as it is now
+        record_checksums(DATA_DIR, DATA_DIR)
+        print(f"checksums of every file in {DATA_DIR} recorded in {DATA_DIR / 'checksums.json'}")
+        return 0
     if argv[:1] == ["--record-checksums"]:  # after committing files a builder made: record what is there now
-        names = argv[1:] or list(DATA)
+        names = argv[1:]
     else:
         names = list(DATA) if argv == ["--all"] else argv
     unknown = [n for n in names if n not in DATA]

@@ -68,9 +68,12 @@ def register_question(question: Question) -> Question:
 
 def questions(lab: Optional[str] = None) -> Dict[str, Question]:
     """The registered questions (of ``lab`` when given)."""
-    from course_kit.exercises.registry import load_all
+    from course_kit.exercises.registry import load_all, load_lab
 
-    load_all()
+    if lab is not None:
+        load_lab(lab)
+    else:
+        load_all()
     return {k: q for k, q in sorted(_QUESTIONS.items()) if lab is None or q.lab == lab}
 
 
@@ -90,7 +93,10 @@ def ask(question_id: str, answer: Any, **state: Any) -> bool:
     ``state`` holds the lab's results the expected value is computed from. Prints
     ``<id>: correct`` or ``<id>: not yet - <hint>`` and returns the verdict.
     """
-    all_questions = questions()
+    lab = question_id[3:5] if question_id.startswith("lab") and question_id[3:5].isdigit() else None
+    all_questions = questions(lab) if lab else questions()
+    if question_id not in all_questions:
+        all_questions = questions()
     if question_id not in all_questions:
         raise KeyError(f"unknown question {question_id!r}; known questions: {', '.join(all_questions)}")
     question = all_questions[question_id]

@@ -134,8 +134,17 @@ def ids(lab: Optional[str] = None) -> List[str]:
 
 
 def get(exercise_id: str) -> Exercise:
-    """The exercise registered as ``exercise_id``; ``KeyError`` naming the known ids otherwise."""
-    load_all()
+    """The exercise registered as ``exercise_id``; ``KeyError`` naming the known ids otherwise.
+
+    Imports only the lab module that registers ``exercise_id`` (found by reading the modules' text), so
+    a lab's first ``check`` does not pay for the seven other labs' imports.
+    """
+    if exercise_id not in _REGISTRY:
+        lab = _lab_of_exercise().get(exercise_id)
+        if lab is not None:
+            load_lab(lab)
+    if exercise_id not in _REGISTRY:
+        load_all()
     if exercise_id not in _REGISTRY:
         raise KeyError(f"unknown exercise {exercise_id!r}; known exercises: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[exercise_id]
@@ -555,7 +564,7 @@ def card(exercise_id: str) -> str:
 
 def overview(lab: str) -> None:
     """Print the lab's exercises in the order a student meets them in the registry, with their cards and total time."""
-    load_all()
+    load_lab(lab)
     chosen = [e for e in _REGISTRY.values() if e.lab == lab]
     if not chosen:
         print(f"lab {lab}: no exercises registered")
@@ -570,6 +579,30 @@ def overview(lab: str) -> None:
 
 
 _LAB_MODULES = ("lab01", "lab02", "lab03", "lab04", "lab05", "lab06", "lab07", "lab08")
+
+
+def load_lab(lab: str) -> None:
+    """Import the exercise module of ``lab`` ("01" .. "08") only; an unknown lab imports nothing."""
+    import importlib
+
+    name = f"lab{lab}"
+    if name in _LAB_MODULES:
+        importlib.import_module(f"course_kit.exercises.{name}")
+
+
+def _lab_of_exercise() -> Dict[str, str]:
+    """exercise id -> lab, read from the text of the lab modules (``id="..."`` beside ``lab="NN"``)."""
+    import re
+    from pathlib import Path
+
+    found: Dict[str, str] = {}
+    here = Path(__file__).parent
+    for name in _LAB_MODULES:
+        path = here / f"{name}.py"
+        if path.exists():
+            for ex_id in re.findall(r'\bid\s*=\s*"([A-Za-z0-9_]+)"', path.read_text()):
+                found.setdefault(ex_id, name[3:])
+    return found
 
 
 def load_all() -> None:
