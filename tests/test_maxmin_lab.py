@@ -1,6 +1,7 @@
 """Tests for course_kit.experiments.maxmin (Lab 05): the headline figures, the table, the 1:1 diagnosis, configs."""
 
 import pytest
+import torch
 
 from course_kit.experiments import maxmin as ex
 from course_kit.preference.maxmin_em import adjusted_rand_index
@@ -123,3 +124,22 @@ def test_explore_grid_covers_every_setting():
     grid = ex.explore_grid((1.0, 10.0), (20,))
     assert set(grid) == {(1.0, 20), (10.0, 20)}
     assert grid[(10.0, 20)] == ex.explore(10.0, 20)
+
+
+def test_with_em_reruns_the_clusters_and_algorithm_1_on_a_given_alternation():
+    """The lab's pick: Algorithm 2 redone by an em_alternation-like function gives the course's clusters, and a
+    broken one (no refit) changes what Algorithm 1 runs on."""
+    from course_kit.preference.maxmin_em import em_alternation
+
+    config = ex.MaxMinLabConfig(ratio=4.0, n_minority_users=5, n_iterations=5)
+    run = ex.run_lab(config)
+    again = ex.with_em(run, em_alternation)
+    assert torch.equal(again.em.assignment, run.em.assignment) and again.em.converged
+    assert torch.allclose(again.em.rewards, run.em.rewards, atol=1e-5)
+    assert len(again.maxmin.history["utility"]) == len(run.maxmin.history["utility"])
+
+    def no_refit(features, user, chosen, rejected, n_users, init_weights, n_iterations=50, l2=0.1):
+        return em_alternation(features, user, chosen, rejected, n_users, init_weights, 0, l2)
+
+    broken = ex.with_em(run, no_refit)
+    assert not torch.allclose(broken.em.rewards, run.em.rewards, atol=1e-3)

@@ -45,6 +45,7 @@ from course_kit.preference.maxmin_em import (
     pair_log_likelihood,
     responsibilities,
     user_log_likelihood,
+    fit_em_with,
     fit_population_em,
     fit_single_reward,
     fit_single_weights,
@@ -139,6 +140,19 @@ def _run_lab(config: MaxMinLabConfig) -> LabRun:
     maxmin_exact, lam, _ = closed_form_maxmin(ref, em.rewards, config.beta)
     oracle_exact, _, _ = closed_form_maxmin(ref, population.group_rewards, config.beta)
     return LabRun(config, world, population, single_weights, single, single_ppo, single_exact, em, maxmin, maxmin_exact, lam, oracle_exact)
+
+
+def with_em(run: LabRun, alternation) -> LabRun:
+    """``run`` with Algorithm 2 redone by ``alternation`` (an ``em_alternation``-like function, e.g. the student's,
+    from ``fit_em``'s k-means++ starts) and everything after it (Algorithm 1, the closed forms) recomputed."""
+    config, population, world = run.config, run.population, run.world
+    with single_thread():
+        seed_everything(config.seed)
+        em = fit_em_with(alternation, population.features, population.user, population.chosen, population.rejected,
+                         population.n_users, replace(config.em, seed=config.seed))
+        maxmin = maxmin_policy_iteration(world.ref_logits, em.rewards, ppo_config(config), group_rewards=population.group_rewards)
+        maxmin_exact, lam, _ = closed_form_maxmin(population.ref_probs, em.rewards, config.beta)
+    return replace(run, em=em, maxmin=maxmin, maxmin_exact=maxmin_exact, maxmin_lambda=lam)
 
 
 def group_scores(probs: torch.Tensor, population: UserPopulation) -> Dict[str, Dict[str, float]]:

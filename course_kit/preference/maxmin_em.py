@@ -327,6 +327,90 @@ def _em_once(features, user, chosen, rejected, n_users, labels_per_user, per_use
     return EMResult(assignment, weights, linear_rewards(features, weights), n_iterations, converged, history)
 
 
+def kmeanspp_starts(
+    features: torch.Tensor,
+    user: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    n_users: int,
+    config: EMConfig = EMConfig(),
+) -> List[torch.Tensor]:
+    """The ``config.n_init`` k-means++ starting rewards of ``fit_em`` (the same draws, in order): a list of (C, d) weights."""
+    _check_data(features, user, chosen, rejected, n_users)
+    user, chosen, rejected, features = user.long(), chosen.long(), rejected.long(), features.float()
+    labels_per_user = torch.bincount(user, minlength=n_users).float()  # (U,)
+    g = torch.Generator().manual_seed(config.seed)
+    per_user = fit_linear_rewards(features, chosen, rejected, user, n_users, config.l2, max_iter=config.n_newton_steps)  # (U, d)
+    return [_kmeanspp_weights(features, user, chosen, rejected, n_users, labels_per_user, per_user, config, g)
+            for _ in range(config.n_init)]
+
+
+def em_alternation(
+    features: torch.Tensor,
+    user: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    n_users: int,
+    init_weights: torch.Tensor,
+    n_iterations: int = 50,
+    l2: float = 0.1,
+):
+    """Algorithm 2's alternation from given starting rewards, in its plainest form (Lab 05's core exercise).
+
+    features (K, d); user / chosen / rejected (N,); init_weights (C, d) -> (assignment (U,) int64, weights (C, d)).
+    0. E-step on the starting rewards; then, at most ``n_iterations`` times: 1. M-step (refit every
+    cluster's reward on its users' labels, ``m_step``), 2. E-step (every user to the cluster whose reward
+    explains all of its labels best; ties to the lowest index), 3. stop if no user changed cluster.
+    Returns the last E-step's assignment and the weights it was computed from. Unlike ``fit_em`` it
+    does not refill an empty cluster (an empty cluster's reward is refitted to 0).
+    """
+    C = init_weights.shape[0]
+    log_lik = user_log_likelihood(linear_rewards(features, init_weights), user, chosen, rejected, n_users)  # (U, C)
+    assignment = log_lik.argmax(dim=1)  # (U,)
+    weights = init_weights
+    for _ in range(n_iterations):
+        weights = m_step(features, user, chosen, rejected, assignment, C, l2)  # 1. M-step, (C, d)
+        log_lik = user_log_likelihood(linear_rewards(features, weights), user, chosen, rejected, n_users)  # (U, C)
+        new_assignment = log_lik.argmax(dim=1)  # 2. E-step, (U,)
+        stable = bool(torch.equal(new_assignment, assignment))
+        assignment = new_assignment
+        if stable:  # 3. no user moved
+            break
+    return assignment, weights
+
+
+def fit_em_with(
+    alternation,
+    features: torch.Tensor,
+    user: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    n_users: int,
+    config: EMConfig = EMConfig(),
+) -> EMResult:
+    """``fit_em``'s k-means++ starts, each run by ``alternation`` (an ``em_alternation``-like function, e.g. a student's).
+
+    Keeps the start with the lowest objective J. ``n_iterations`` counts the alternation's E-steps only
+    if it says so; here it is the number of starts, and ``converged`` checks that the returned
+    assignment is a fixed point (the E-step of the returned weights).
+    """
+    if config.init != "kmeans++":
+        raise ValueError(f"fit_em_with runs k-means++ starts; config.init must be 'kmeans++', got {config.init!r}")
+    best = None
+    for init in kmeanspp_starts(features, user, chosen, rejected, n_users, config):
+        assignment, weights = alternation(features, user.long(), chosen.long(), rejected.long(), n_users, init,
+                                          config.n_iterations, config.l2)
+        assignment = torch.as_tensor(assignment).long()
+        weights = torch.as_tensor(weights).float()
+        J = em_objective(features.float(), user.long(), chosen.long(), rejected.long(), assignment, weights, config.l2)
+        if best is None or J < best[0]:
+            best = (J, assignment, weights)
+    J, assignment, weights = best
+    rewards = linear_rewards(features.float(), weights)  # (C, K)
+    fixed = bool(torch.equal(user_log_likelihood(rewards, user.long(), chosen.long(), rejected.long(), n_users).argmax(dim=1), assignment))
+    return EMResult(assignment, weights, rewards, config.n_init, fixed, {"objective": [J]})
+
+
 def fit_em(
     features: torch.Tensor,
     user: torch.Tensor,

@@ -3,7 +3,8 @@
 Source: the EPFL EE-559 Deep Learning slides on RLHF and pluralistic alignment, sections
 "Maximizing the minimum utility" and "Algorithm 1 MaxMin RLHF", after the paper "MaxMin-RLHF:
 Alignment with Diverse Human Preferences" (Chakraborty et al. 2024, arXiv:2402.08925); used by Lab 05. With one learned reward r_u per user
-cluster (``maxmin_em``), the alignment objective is Sen's egalitarian rule
+cluster (``maxmin_em``), the alignment objective is a max-min
+(egalitarian) rule of social choice, the slides' "maximizing the minimum utility"
 
     max_pi  min_u F_u(pi) - beta KL(pi || pi_ref),      F_u(pi) = E_{y ~ pi}[r_u(y)]        (1)
 
