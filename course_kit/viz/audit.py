@@ -50,15 +50,23 @@ def _allowed_colours():
     return allowed
 
 
-def _data_points(ax) -> np.ndarray:
-    """Display coordinates of the plotted points of ``ax`` (lines and scatter collections)."""
+def _data_points(ax, data_only: bool = False) -> np.ndarray:
+    """Display coordinates of the plotted points of ``ax`` (lines and scatter collections).
+
+    Each artist's own transform is used (an ``axhline`` spans the axes, not its data); with
+    ``data_only`` only artists drawn in data coordinates count (reference lines do not set limits).
+    """
     pts = []
     for line in ax.get_lines():
         xy = np.asarray(line.get_xydata(), dtype=float)
-        if len(xy) and line.get_visible() and line.get_label() and not line.get_label().startswith("_child"):
-            pts.append(ax.transData.transform(xy[np.isfinite(xy).all(axis=1)]))
+        if data_only and line.get_transform() != ax.transData:
+            continue
+        if len(xy) and line.get_visible():
+            pts.append(line.get_transform().transform(xy[np.isfinite(xy).all(axis=1)]))
     for coll in ax.collections:
         offsets = np.asarray(coll.get_offsets(), dtype=float) if hasattr(coll, "get_offsets") else np.empty((0, 2))
+        if data_only and coll.get_offset_transform() != ax.transData:
+            continue
         if len(offsets) and coll.get_visible():
             pts.append(coll.get_offset_transform().transform(offsets[np.isfinite(offsets).all(axis=1)]))
     return np.concatenate(pts) if pts else np.empty((0, 2))
@@ -125,8 +133,9 @@ def audit_figure(fig) -> List[str]:
         if off_palette:
             problems.append(f"{name}: colours outside the colour-blind-safe palette: {off_palette}")
         # 6. limits that follow the data
-        if len(points) >= 2 and not ax.images:
-            data = ax.transData.inverted().transform(points)
+        in_data = _data_points(ax, data_only=True)
+        if len(in_data) >= 2 and not ax.images:
+            data = ax.transData.inverted().transform(in_data)
             for axis, lim, scale in ((0, ax.get_xlim(), ax.get_xscale()), (1, ax.get_ylim(), ax.get_yscale())):
                 if scale != "linear":
                     continue
