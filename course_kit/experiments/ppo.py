@@ -51,9 +51,14 @@ def default_world() -> PreferenceWorld:
     return make_world(PreferenceWorldConfig())
 
 
-def exact_level(world: PreferenceWorld, betas: Sequence[float] = EXACT_BETAS, seed: int = 0, n_iterations: int = 100):
-    """PPO on the gold reward for each beta; records of ``beta_sweep`` (with ``tv_to_optimum``)."""
-    return beta_sweep(world, world.gold_reward, betas, PPOConfig(seed=seed, n_iterations=n_iterations))
+def exact_level(world: PreferenceWorld, betas: Sequence[float] = EXACT_BETAS, seed: int = 0, n_iterations: int = 100,
+                iteration=None):
+    """PPO on the gold reward for each beta; records of ``beta_sweep`` (with ``tv_to_optimum``).
+
+    ``iteration``: one PPO iteration as a function (``rl.ppo.ppo_iteration`` or the student's, Lab 03).
+    """
+    return beta_sweep(world, world.gold_reward, betas, PPOConfig(seed=seed, n_iterations=n_iterations),
+                      iteration=iteration)
 
 
 def hacking(world: PreferenceWorld, betas: Sequence[float] = SWEEP_BETAS, seed: int = 0, n_pairs: int = 2000,
@@ -217,6 +222,69 @@ def show_samples(reference, runs: Sequence[SequenceRun], tokenizer, n: int = 3, 
         for run in runs:
             lines.append(f"  {run.label:<{width}} : {generate(run.policy, tokenizer, [prompt], seed=seed + i)[0]}")
     return "\n".join(lines)
+
+
+SEQUENCE_STORE = "lab03_sequence_runs.json"  # in data/: the four runs of Lab 03's "Going further", made by store_sequence_runs
+
+
+def _run_record(run: SequenceRun) -> Dict:
+    return {"label": run.label, "beta": run.beta, "metrics": {k: float(v) for k, v in run.metrics.items()},
+            "history": {k: [float(x) for x in v] for k, v in run.result.history.items()}}
+
+
+def store_sequence_runs(out_dir=None, seed: int = 0, n_iterations: int = 30, n_scenes: int = 100, runs=SEQUENCE_RUNS):
+    """Train the four ``SEQUENCE_RUNS`` (a few minutes on a CPU) and write their numbers to ``data/lab03_sequence_runs.json``.
+
+    The file holds pi_ref's metrics, each run's metrics and per-iteration history, and the sampled
+    captions ``show_samples`` prints; Lab 03 loads it with ``load_sequence_runs`` (its cells would
+    take over 30 s each). Regenerate with
+    ``python -c "from course_kit.experiments.ppo import store_sequence_runs; store_sequence_runs()"``.
+    """
+    import json
+    from pathlib import Path
+
+    from course_kit.runtime import DATA_DIR
+
+    out_dir = Path(DATA_DIR if out_dir is None else out_dir)
+    with single_thread():
+        seed_everything(seed)
+        model, tokenizer, reward_fn = load_sequence_setup()
+        before = sequence_metrics(model, tokenizer, reward_fn, n_scenes, seed)
+        trained = []
+        for spec in runs:  # each run from a freshly seeded global state, so one run can be regenerated alone
+            seed_everything(seed)
+            trained += sequence_runs(model, tokenizer, reward_fn, (spec,), n_iterations, seed, n_scenes)
+        runs = trained
+        samples = show_samples(model, runs, tokenizer, n=3, seed=seed)
+    data = {"seed": seed, "n_iterations": n_iterations, "n_scenes": n_scenes,
+            "before": {k: float(v) for k, v in before.items()},
+            "runs": [_run_record(run) for run in runs], "samples": samples}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SEQUENCE_STORE
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def load_sequence_runs(path=None) -> Tuple[Dict[str, float], List[SequenceRun], str]:
+    """``(before, runs, samples)`` from ``store_sequence_runs``'s file: runs without their policies (``policy`` is None)."""
+    import json
+    from pathlib import Path
+
+    from course_kit.runtime import DATA_DIR
+
+    path = Path(DATA_DIR) / SEQUENCE_STORE if path is None else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: regenerate it with "
+                                "python -c \"from course_kit.experiments.ppo import store_sequence_runs; store_sequence_runs()\"")
+    data = json.loads(path.read_text())
+    runs = []
+    for r in data["runs"]:
+        whiten = next(w for label, _, w, _ in SEQUENCE_RUNS if label == r["label"]) if any(
+            label == r["label"] for label, *_ in SEQUENCE_RUNS) else True
+        config = LMPPOConfig(beta=r["beta"], n_iterations=data["n_iterations"], whiten_advantages=whiten, seed=data["seed"])
+        runs.append(SequenceRun(r["label"], r["beta"], None, LMPPOResult(history=r["history"], samples=[], config=config),
+                                r["metrics"]))
+    return data["before"], runs, data["samples"]
 
 
 def sequence_level(quick: bool = False, seed: int = 0, runs=SEQUENCE_RUNS) -> Dict:

@@ -353,3 +353,111 @@ def train_ppo_bandit(
             history[key].append(value)
         history["probs"].append(trainer.probs())
     return PPOResult(policy_logits=trainer.logits.detach().clone(), history=history, config=config)
+
+
+# --------------------------------------------------------------------------------------------
+# One PPO iteration as a pure function (Lab 03's core exercise) and the loop that runs any such function
+# --------------------------------------------------------------------------------------------
+ITERATION_LR = 10.0  # plain SGD's peak step on the logits: a logit's gradient carries a factor pi(y), so it is small
+
+
+def ppo_iteration(
+    logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    reward: torch.Tensor,
+    beta: float,
+    lr: float = ITERATION_LR,
+    seed: int = 0,
+    batch_size: int = 256,
+    n_inner_epochs: int = 4,
+    clip_range: float = 0.2,
+) -> torch.Tensor:
+    """One PPO iteration on the bandit (Lab 03's core exercise): ``logits`` (K,) of pi_old -> new logits (K,).
+
+    The steps of ``BanditPPO.step`` written as a pure function (the inputs are left untouched):
+
+    1. sample ``batch_size`` responses from pi_old = softmax(logits) with ``torch.multinomial``
+       (replacement, ``torch.Generator().manual_seed(seed)``);
+    2. shape each sample's reward with k1: ``r(y) - beta * (log pi_old(y) - log pi_ref(y))``
+       (k1, not k3: only k1 has pi* = pi_ref exp(r/beta)/Z as PPO's fixed point, see the module docstring);
+    3. advantage = shaped reward minus its batch mean (the baseline);
+    4. ``n_inner_epochs`` full-batch steps of plain SGD (``lr``) on ``ppo_clipped_loss`` (eq. 7 of
+       Schulman et al. 2017, "Proximal Policy Optimization Algorithms"), from a copy of ``logits``.
+
+    Plain SGD rather than Adam: a fresh Adam would normalise the rounding noise of the gradients
+    of unsampled responses into full-size steps. ``reward`` is a (K,) table.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        # 1. sample from the frozen pi_old
+        logp_all_old = torch.log_softmax(logits.detach().float(), dim=-1)  # (K,)
+        actions = torch.multinomial(logp_all_old.exp(), batch_size, replacement=True, generator=generator)  # (B,)
+        logp_old = logp_all_old[actions]  # (B,)
+        logp_ref = torch.log_softmax(ref_logits.detach().float(), dim=-1)[actions]  # (B,)
+        # 2. k1-shaped reward, 3. mean baseline
+        shaped = reward.float()[actions] - beta * (logp_old - logp_ref)  # (B,)
+        advantages = shaped - shaped.mean()  # (B,)
+    # 4. inner epochs of clipped updates on a copy of the logits
+    theta = logits.detach().float().clone().requires_grad_(True)  # (K,)
+    optimizer = torch.optim.SGD([theta], lr=lr)
+    with torch.enable_grad():  # also when called under no_grad (the exercise checker computes references so)
+        for _ in range(n_inner_epochs):
+            loss, _ = ppo_clipped_loss(torch.log_softmax(theta, dim=-1)[actions], logp_old, advantages, clip_range)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return theta.detach()
+
+
+def train_with_iteration(
+    ref_logits: torch.Tensor,
+    reward: torch.Tensor,
+    config: Optional[PPOConfig] = None,
+    iteration: Callable[..., torch.Tensor] = ppo_iteration,
+    lr: float = ITERATION_LR,
+    desc: str = "PPO",
+) -> PPOResult:
+    """Run ``config.n_iterations`` calls of ``iteration`` (``ppo_iteration`` or a student's) from pi_ref (Lab 03).
+
+    Uses the config's beta, clip_range, batch_size, n_inner_epochs and seed (iteration i samples with
+    seed ``config.seed * 100_003 + i``); the step ``lr`` is annealed linearly to lr / n_iterations
+    when ``config.anneal_lr``. ``history`` has the keys of ``train_ppo_bandit``'s, computed exactly
+    over the K responses: ``approx_kl`` is KL(pi_old || pi_new) of the iteration and
+    ``clip_fraction`` the pi_old-mass of the responses whose ratio pi_new/pi_old ended outside
+    [1 - clip_range, 1 + clip_range] (the share of the batch the clip held back at the last step,
+    in expectation).
+    """
+    config = PPOConfig() if config is None else config
+    check_finite("ref_logits", ref_logits)
+    _, table = _as_reward_fn(reward, ref_logits.numel())
+    ref_logp = torch.log_softmax(ref_logits.detach().float(), dim=-1)  # (K,)
+    logits = ref_logits.detach().float().clone()  # (K,)
+
+    def stats(lg: torch.Tensor) -> Tuple[torch.Tensor, float, float]:
+        logp = torch.log_softmax(lg, dim=-1)  # (K,)
+        probs = logp.exp()
+        kl = float((probs * (logp - ref_logp)).sum())
+        return probs, kl, float(probs @ table)
+
+    probs, kl, r = stats(logits)
+    history: Dict[str, List] = {"reward": [r], "kl": [kl], "objective": [r - config.beta * kl],
+                                "kl_estimate": [float("nan")], "approx_kl": [0.0], "clip_fraction": [0.0], "probs": [probs]}
+    n = config.n_iterations
+    for i in progress(range(n), desc=desc):
+        step_lr = lr * max(1.0 - i / n, 1.0 / n) if config.anneal_lr else lr
+        new = iteration(logits.clone(), ref_logits.detach().clone(), table.clone(), config.beta, step_lr,
+                        config.seed * 100_003 + i, config.batch_size, config.n_inner_epochs, config.clip_range)
+        new = torch.as_tensor(new, dtype=torch.float32).detach().reshape(-1)  # (K,)
+        check_finite("the iteration's new logits", new)
+        old_logp, new_logp = torch.log_softmax(logits, -1), torch.log_softmax(new, -1)  # (K,), (K,)
+        ratio = (new_logp - old_logp).exp()  # (K,)
+        logits = new
+        probs, kl, r = stats(logits)
+        history["reward"].append(r)
+        history["kl"].append(kl)
+        history["objective"].append(r - config.beta * kl)
+        history["kl_estimate"].append(float(old_logp.exp() @ (old_logp - ref_logp)))
+        history["approx_kl"].append(float((old_logp.exp() * (old_logp - new_logp)).sum()))
+        history["clip_fraction"].append(min(1.0, float(old_logp.exp() @ ((ratio - 1).abs() > config.clip_range).float())))
+        history["probs"].append(probs)
+    return PPOResult(policy_logits=logits.clone(), history=history, config=config)

@@ -31,11 +31,11 @@ should land on. The figures are in ``course_kit.viz.ppo``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from course_kit.rl.ppo import PPOConfig, train_ppo_bandit
+from course_kit.rl.ppo import PPOConfig, train_ppo_bandit, train_with_iteration
 from course_kit.worlds.preference_world import PreferenceWorld, kl_divergence, kl_regularized_optimum, total_variation
 
 
@@ -60,18 +60,23 @@ def policy_values(probs: torch.Tensor, world: PreferenceWorld, proxy: torch.Tens
 
 
 def beta_sweep(world: PreferenceWorld, reward: torch.Tensor, betas: Sequence[float],
-               config: Optional[PPOConfig] = None, gold: Optional[torch.Tensor] = None) -> List[Dict]:
+               config: Optional[PPOConfig] = None, gold: Optional[torch.Tensor] = None,
+               iteration: Optional[Callable[..., torch.Tensor]] = None) -> List[Dict]:
     """Train PPO on ``reward`` (K,) once per beta; return one record per beta.
 
     Each record: ``beta``, ``probs`` (K,), ``kl``, ``reward`` (E_pi[reward]), ``gold``
     (E_pi[gold], default the world's gold reward), ``optimum`` (pi* for beta > 0, else None),
     ``tv_to_optimum`` (TV(pi_PPO, pi*), None for beta = 0) and ``history`` (PPO's per-iteration log).
+    With ``iteration`` (``ppo.ppo_iteration`` or a student's, Lab 03), PPO runs through
+    ``ppo.train_with_iteration`` (plain SGD at ``ppo.ITERATION_LR``) instead of ``BanditPPO``.
     """
     config = config or PPOConfig()
     gold = world.gold_reward if gold is None else gold
     records = []
     for beta in betas:
-        result = train_ppo_bandit(world.ref_logits, reward, replace(config, beta=float(beta)), desc=f"PPO beta={beta:g}")
+        cfg = replace(config, beta=float(beta))
+        result = (train_ppo_bandit(world.ref_logits, reward, cfg, desc=f"PPO beta={beta:g}") if iteration is None
+                  else train_with_iteration(world.ref_logits, reward, cfg, iteration, desc=f"PPO beta={beta:g}"))
         probs = result.policy_probs  # (K,)
         optimum = kl_regularized_optimum(world.ref_probs(), reward, float(beta)) if beta > 0 else None
         records.append({
