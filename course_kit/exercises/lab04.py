@@ -288,15 +288,23 @@ def _kl_at_largest_beta(sweep) -> str:
 # In the order the notebook asks them (section 1, 3, 6, 8). Predictions lab04.p1 ... p4 need no registration.
 for _question in (
     Question(id="lab04.q1", lab="04", expected=_margin_for_weight, tol=0.1,
+             explanation="the weight is sigma(-beta Delta) = 1/(1 + e^(beta Delta)); it is 1/20 when e^(beta Delta) = 19, "
+                         "so Delta = log(19)/beta: about three multiples of 1/beta",
              hint="set a pair's gradient weight (your Exercise 2) equal to the threshold and solve for the margin; "
                   "a sigmoid can be inverted in closed form"),
     Question(id="lab04.q2", lab="04", expected=lambda scan: _minimiser(scan["loss"]),
              choices=("finite", "infinite"),
+             explanation="with deterministic labels c r* ranks every pair right for any c > 0, and a larger margin only "
+                         "lowers -log sigma: no finite c minimises the loss, so no finite maximum-likelihood reward exists",
              hint="with these labels, which pairs does the reward c r* rank wrong when c > 0? And what happens to the "
                   "loss of a pair ranked right when its margin grows?"),
     Question(id="lab04.q3", lab="04", expected=lambda history: history["weight"][-1] / history["weight"][0], tol=0.03,
+             explanation="the mean weight is sigma(r_l - r_w) averaged over a batch: as the policy ranks the training pairs "
+                         "better their margins grow and the weights shrink, so each later step pushes less",
              hint="ours['history'] holds what the loop logged at every step"),
     Question(id="lab04.q4", lab="04", expected=_kl_at_largest_beta, choices=("larger", "smaller"),
+             explanation="at a larger beta a pair's weight falls after a smaller move in log-ratio (scale 1/beta), so the "
+                         "same 25 steps carry the policy less far from the reference: a budget effect",
              hint="at which beta does a pair's gradient weight fall fastest as its margin grows (section 1), and what "
                   "does that do to how far the policy moves in the same 25 steps?"),
 ):
