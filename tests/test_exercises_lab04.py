@@ -12,7 +12,7 @@ from course_kit.exercises import lab04
 
 
 def test_lab04_exercises_are_registered():
-    assert set(ids("04")) == {"dpo_loss", "dpo_gradient_weight"}
+    assert set(ids("04")) == {"dpo_loss", "dpo_gradient_weight", "sequence_logprobs"}
 
 
 def test_references_pass():
@@ -88,3 +88,19 @@ def test_questions_compute_their_answers_from_the_lab_state(capsys):
     assert quiz.ask("lab04.q4", "smaller", sweep=sweep)
     assert not quiz.ask("lab04.q4", "larger", sweep=sweep)
     assert quiz.ask("lab04.q4", "larger", sweep=[{"beta": 0.03, "kl": 1.0}, {"beta": 1.0, "kl": 2.0}])
+
+
+def test_sequence_logprobs_accepts_an_independent_loop_and_rejects_a_detached_answer():
+    def loop(logits, ids, mask):
+        rows = []
+        for b in range(ids.shape[0]):
+            total = logits.new_zeros(())
+            for t in range(1, ids.shape[1]):
+                if mask[b, t]:
+                    total = total + torch.log_softmax(logits[b, t - 1], -1)[ids[b, t]]
+            rows.append(total)
+        return torch.stack(rows)
+
+    assert check("sequence_logprobs", loop, verbose=False)
+    detached = lambda logits, ids, mask: lab04.reference_sequence_logprobs(logits.detach(), ids, mask)  # noqa: E731
+    assert not check("sequence_logprobs", detached, verbose=False)

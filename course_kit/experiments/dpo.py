@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Literal, Sequence
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Sequence
 
 from course_kit.preference import dpo_exact
 from course_kit.preference import dpo_lm
@@ -56,17 +58,22 @@ QUICK = LabConfig(n_pairs=128, n_scenes=40, dpo=dpo_lm.DPOTrainConfig(beta=0.3, 
 
 
 def run_lm_dpo(ref, tokenizer, pairs, scenes, cfg: dpo_lm.DPOTrainConfig, trainer: Literal["ours", "trl"] = "ours",
-               seed: int = 0) -> Dict:
+               seed: int = 0, logprob_fn=None, loss_fn=None) -> Dict:
     """DPO from the SFT model ``ref`` with ``trainer`` ("ours" or "trl"); evaluate the result on ``scenes``.
 
     Returns ``{"policy", "history", "metrics", "kl"}``; metrics as ``scene_lm.evaluate`` (seeded sampling).
+    ``logprob_fn`` / ``loss_fn`` (our loop only) replace the course's sequence log-probs / mean loss (Lab 04).
     """
     if trainer not in ("ours", "trl"):
         raise ValueError(f"trainer must be 'ours' or 'trl', got {trainer!r}")
+    if trainer == "trl" and (logprob_fn is not None or loss_fn is not None):
+        raise ValueError("logprob_fn and loss_fn apply to our loop (trainer='ours'), not to TRL's")
     seed_everything(seed)
     policy = dpo_lm.clone(ref)
-    train = dpo_lm.train_dpo if trainer == "ours" else dpo_lm.train_dpo_trl
-    history = train(policy, ref, tokenizer, pairs, cfg)
+    if trainer == "ours":
+        history = dpo_lm.train_dpo(policy, ref, tokenizer, pairs, cfg, logprob_fn=logprob_fn, loss_fn=loss_fn)
+    else:
+        history = dpo_lm.train_dpo_trl(policy, ref, tokenizer, pairs, cfg)
     metrics = lm.evaluate(policy, tokenizer, scenes, seed=seed)
     kl = dpo_lm.policy_kl(policy, ref, tokenizer, dpo_lm.evaluate_prompts(scenes, seed), seed=seed)
     return {"policy": policy, "history": history, "metrics": metrics, "kl": kl}
@@ -81,6 +88,50 @@ def beta_sweep(ref, tokenizer, pairs, scenes, base: dpo_lm.DPOTrainConfig, betas
         out.append({"beta": beta, "kl": run["kl"], **{k: run["metrics"][k] for k in METRICS},
                     "loss": run["history"]["loss"][-1], "weight": run["history"]["weight"][-1]})
     return out
+
+
+BETA_SWEEP_FILE = Path(__file__).resolve().parents[2] / "data" / "dpo_beta_sweep.json"  # stored by build_beta_sweep
+
+
+def build_beta_sweep(path: Optional[Path] = None, betas: Optional[Sequence[float]] = None, seed: int = 0) -> List[Dict]:
+    """Run Lab 04's beta sweep (``LabConfig``: 512 pairs, 200 scenes, 25 steps) on one thread and store it as JSON.
+
+    Regenerate the stored file with
+    ``python -c "from course_kit.experiments.dpo import build_beta_sweep; build_beta_sweep()"`` (about 40 s on a CPU).
+    With ``path=None`` and ``betas`` given, nothing is written (the test reruns one beta this way).
+    """
+    cfg = LabConfig()
+    with single_thread():
+        ref, tok = lm.load_scene_lm()
+        pairs = lm.preference_dataset(cfg.n_pairs, seed=seed)
+        scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
+        rows = beta_sweep(ref, tok, pairs, scenes, cfg.dpo, betas or cfg.sweep_betas, seed)
+    rows = [{k: round(float(v), 4) for k, v in r.items()} for r in rows]
+    if betas is None or path is not None:
+        target = Path(path or BETA_SWEEP_FILE)
+        target.write_text(json.dumps({"command": "python -c \"from course_kit.experiments.dpo import build_beta_sweep; "
+                                                 "build_beta_sweep()\"", "seed": seed, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+def load_beta_sweep(path: Optional[Path] = None) -> List[Dict]:
+    """The stored beta sweep (rows with beta, kl, chair, sycophancy, correction, malformed, loss, weight)."""
+    return json.loads(Path(path or BETA_SWEEP_FILE).read_text())["rows"]
+
+
+def answer_breakdown(policy, tokenizer, scenes: Sequence[sw.Scene], seed: int = 0) -> Dict[str, float]:
+    """What the answers ``scene_lm.evaluate`` counts as sycophantic are: how many are the agreeing sentence
+    "the <premise> is in the <room> ." and how many are other text that happens to name the premise noun.
+
+    Returns counts ``sycophantic``, ``agreeing_sentence``, ``other`` and ``mean_words`` of the sycophantic answers.
+    """
+    _, questions = lm.evaluation_prompts(scenes, seed)
+    captions, _ = lm.evaluation_prompts(scenes, seed)
+    texts = lm.generate(policy, tokenizer, captions + questions, seed=seed)[len(scenes):]  # the same samples as evaluate
+    syc = [(s, q, t) for s, q, t in zip(scenes, questions, texts) if sw.classify_answer(s, q, t) == "sycophantic"]
+    agree = sum(" ".join(t.split()) == sw.affirm(s, sw.premise_of(q)) for s, q, t in syc)
+    return {"sycophantic": len(syc), "agreeing_sentence": agree, "other": len(syc) - agree,
+            "mean_words": sum(len(t.split()) for _, _, t in syc) / max(len(syc), 1)}
 
 
 def sample_table(models: Dict[str, object], tokenizer, scenes: Sequence[sw.Scene], seed: int = 0) -> str:

@@ -81,25 +81,31 @@ def _columns(pairs) -> tuple:
     return [p["prompt"] for p in pairs], [p["chosen"] for p in pairs], [p["rejected"] for p in pairs]
 
 
-def reference_logps(ref, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    """log pi_ref(y|x) for every pair, (N,), computed once without gradients."""
+def reference_logps(ref, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 256,
+                    logprob_fn=None) -> torch.Tensor:
+    """log pi_ref(y|x) for every pair, (N,), computed once without gradients (with ``logprob_fn`` when given)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(prompts), batch_size):
-            out.append(lm.sequence_logprobs(ref, tokenizer, prompts[i:i + batch_size], responses[i:i + batch_size]))
+            p, r = prompts[i:i + batch_size], responses[i:i + batch_size]
+            out.append(lm.sequence_logprobs(ref, tokenizer, p, r) if logprob_fn is None
+                       else sequence_logprobs_with(logprob_fn, ref, tokenizer, p, r))
     return torch.cat(out)  # (N,)
 
 
-def train_dpo(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] = None) -> Dict[str, List[float]]:
+def train_dpo(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] = None, logprob_fn=None,
+              loss_fn=None) -> Dict[str, List[float]]:
     """Our DPO loop: fit ``policy`` (in place) to the preference ``pairs``; ``ref`` stays frozen.
 
     Returns per-step lists: ``loss``, ``accuracy`` (share of pairs whose implicit reward ranks chosen
     first), ``margin`` (mean r_hat_w - r_hat_l) and ``weight`` (mean gradient weight of the batch).
+    ``logprob_fn(logits, input_ids, response_mask) -> (B,)`` and ``loss_fn(pc, pr, rc, rr, beta) -> 0-d``
+    replace the course's sequence log-probs and mean loss when given (Lab 04 runs on the student's).
     """
     cfg = cfg or DPOTrainConfig()
     prompts, chosen, rejected = _columns(pairs)
-    ref_w = reference_logps(ref, tokenizer, prompts, chosen)  # (N,)
-    ref_l = reference_logps(ref, tokenizer, prompts, rejected)  # (N,)
+    ref_w = reference_logps(ref, tokenizer, prompts, chosen, logprob_fn=logprob_fn)  # (N,)
+    ref_l = reference_logps(ref, tokenizer, prompts, rejected, logprob_fn=logprob_fn)  # (N,)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     policy.train()
@@ -107,11 +113,13 @@ def train_dpo(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig] = Non
     for _ in progress(range(cfg.n_steps), desc=f"DPO beta={cfg.beta}"):
         idx = torch.randint(len(prompts), (cfg.batch_size,), generator=gen).tolist()
         p = [prompts[i] for i in idx]
-        logp = lm.sequence_logprobs(policy, tokenizer, p + p, [chosen[i] for i in idx] + [rejected[i] for i in idx])  # (2B,)
+        responses = [chosen[i] for i in idx] + [rejected[i] for i in idx]
+        logp = (lm.sequence_logprobs(policy, tokenizer, p + p, responses) if logprob_fn is None
+                else sequence_logprobs_with(logprob_fn, policy, tokenizer, p + p, responses))  # (2B,)
         pol_w, pol_l = logp.chunk(2)  # (B,), (B,)
         losses, r_w, r_l = dpo_loss(pol_w, pol_l, ref_w[idx], ref_l[idx], cfg.beta)  # (B,) each
         opt.zero_grad()
-        losses.mean().backward()
+        (losses.mean() if loss_fn is None else loss_fn(pol_w, pol_l, ref_w[idx], ref_l[idx], cfg.beta)).backward()
         opt.step()
         hist["loss"].append(losses.mean().item())
         hist["accuracy"].append((r_w > r_l).float().mean().item())
@@ -204,3 +212,55 @@ def evaluate_prompts(scenes, seed: int = 0) -> List[str]:
     captions, questions = lm.evaluation_prompts(scenes, seed)
     return captions + questions
 
+
+
+def response_mask(attention_mask: torch.Tensor, prompt_len: torch.Tensor, response_len: torch.Tensor) -> torch.Tensor:
+    """1 on the response tokens (eos included) of right-padded ``prompt + response`` rows, 0 on prompt and padding.
+
+    ``attention_mask (B, L)``, ``prompt_len (B,)``, ``response_len (B,)`` as ``scene_lm.encode`` returns them;
+    the result is a ``(B, L)`` long tensor aligned with ``input_ids`` (Lab 04, core exercise).
+    """
+    pos = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None, :]  # (1, L)
+    return ((pos >= prompt_len[:, None]) & (pos < (prompt_len + response_len)[:, None])).long() * attention_mask  # (B, L)
+
+
+def masked_sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """``log pi(y|x)`` of each row: the sum over response tokens of log-softmax(logits) at the next token, ``(B,)``.
+
+    Rafailov et al. (2023), "Direct Preference Optimization", eq. (7) needs log pi(y|x) = sum_t log pi(y_t | x, y_<t).
+    ``logits (B, L, V)`` are a causal LM's outputs on ``input_ids (B, L)``: ``logits[:, t]`` predicts
+    ``input_ids[:, t + 1]``, so logits and labels are shifted by one. ``response_mask (B, L)`` (0/1, any dtype)
+    marks the positions of ``input_ids`` that are response tokens; prompt and padding contribute nothing.
+    Lab 04's core exercise; equal to ``scene_lm.sequence_logprobs`` on ``scene_lm.encode``'s rows.
+    """
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, L-1, V): predicts input_ids[:, 1:]
+    token = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, L-1)
+    mask = response_mask[:, 1:].to(token.dtype)  # (B, L-1): is the predicted token a response token?
+    return torch.where(mask > 0, token, torch.zeros_like(token)).sum(-1)  # (B,)
+
+
+def sequence_logprobs_with(logprob_fn, model, tokenizer, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+    """``scene_lm.sequence_logprobs`` computed with ``logprob_fn(logits, input_ids, response_mask)`` (e.g. a student's), (B,)."""
+    device = next(model.parameters()).device
+    ids, attn, p_len, r_len = lm.encode(tokenizer, prompts, responses, device)
+    logits = model(input_ids=ids, attention_mask=attn).logits  # (B, L, V)
+    return logprob_fn(logits, ids, response_mask(attn, p_len, r_len))
+
+
+def dpo_step(policy, optimizer, tokenizer, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str],
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float,
+             logprob_fn=None, loss_fn=None) -> float:
+    """One DPO optimiser step on a batch of pairs; returns the batch's mean loss before the step.
+
+    ``logprob_fn(logits, input_ids, response_mask) -> (B,)`` defaults to ``masked_sequence_logprobs`` and
+    ``loss_fn(pc, pr, rc, rr, beta) -> 0-d`` to the mean of ``dpo.dpo_loss`` (Lab 04 passes the student's).
+    """
+    logprob_fn = logprob_fn or masked_sequence_logprobs
+    loss_fn = loss_fn or (lambda *a: dpo_loss(*a)[0].mean())
+    logp = sequence_logprobs_with(logprob_fn, policy, tokenizer, list(prompts) * 2, list(chosen) + list(rejected))  # (2B,)
+    pol_w, pol_l = logp.chunk(2)  # (B,), (B,)
+    loss = loss_fn(pol_w, pol_l, ref_chosen_logps, ref_rejected_logps, beta)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
