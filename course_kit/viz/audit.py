@@ -10,7 +10,7 @@
 4. **Legends off the data.** No plotted point (line vertex, scatter point) lies inside a legend's box.
 5. **Tellable colours.** The labelled lines and point sets of one axes have distinct colours (one
    colour per seed), taken from the course's colour-blind-safe palette (``style.PALETTE``, Okabe-Ito)
-   or its named colours.
+   or its named colours. Colour-mapped points (a continuous quantity with a colour bar) are exempt.
 6. **Limits that follow the data.** On a linear axis, the plotted data span at least 20% of the axis
    range (a small blob in a huge frame fails), unless the data are a single value.
 """
@@ -118,7 +118,8 @@ def audit_figure(fig) -> List[str]:
             if inside.any():
                 problems.append(f"{name}: the legend covers {int(inside.sum())} plotted point(s)")
         # 5. tellable colours
-        labelled = [h for h in ax.get_lines() + list(ax.collections) if not str(h.get_label()).startswith("_")]
+        labelled = [h for h in ax.get_lines() + list(ax.collections) if not str(h.get_label()).startswith("_")
+                    and getattr(h, "get_array", lambda: None)() is None]  # colour-mapped points carry a colour bar
         colours = []
         for h in labelled:
             c = h.get_color() if hasattr(h, "get_color") and not hasattr(h, "get_facecolor") else None

@@ -83,7 +83,7 @@ def plot_proxy_vs_gold(world: PreferenceWorld, proxy: torch.Tensor, limits: Opti
     ax.scatter(gold[long], aligned[long], c=mass[long], cmap="viridis", vmin=mass.min(), vmax=mass.max(), marker="^", s=80,
                edgecolors=MINORITY, label="very long (rare)")
     fig.colorbar(points, ax=ax, label="log10 pi_ref(y)")
-    ax.set(xlabel="gold reward r*(y)", ylabel="reward model r_phi(y) (shifted)")
+    ax.set(xlabel="gold reward r*(y)", ylabel="reward model r_phi(y) (shifted)", title="the reward model against the gold reward")
     if limits is not None:
         pad = 0.05 * (hi - lo)
         ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))
