@@ -139,7 +139,8 @@ def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
     ``log_odds``: the teacher's verdicts of every principle (``rlaif.principle_log_odds``), computed here when
     None; ``judge``: the debiased judge that labels the runs with abstention (``rlaif.debiased_judge``'s
     signature, e.g. the student's; None: ``rlaif.abstain_labels``, the same labels). ``agreement``: share of
-    the DPO pairs whose chosen response is the human label's; ``kinds``: the DPO pairs per kind.
+    the DPO pairs whose chosen response is the human label's; ``kinds``: the DPO pairs per kind;
+    ``agreement_by_kind``: the agreement per kind of pair.
     """
     n = len(pairs)
     human = [bool(p["human_first"]) for p in pairs]
@@ -166,6 +167,8 @@ def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
     for s in out.values():
         s["agreement"] = sum((d["prompt"], d["chosen"]) in gold for d in s["pairs"]) / len(s["pairs"])
         s["kinds"] = {k: sum(d["kind"] == k for d in s["pairs"]) for k in ("hallucination", "coverage", "sycophancy")}
+        s["agreement_by_kind"] = {k: sum((d["prompt"], d["chosen"]) in gold for d in s["pairs"] if d["kind"] == k) / max(n_k, 1)
+                                  for k, n_k in s["kinds"].items()}
     return out
 
 
@@ -196,8 +199,9 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
     ref, tok = lm.load_scene_lm()
     pairs = rlaif.unlabeled_pairs(cfg.n_pairs, seed)
     scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
-    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg)
-    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg)
+    log_odds = rlaif.principle_log_odds(teacher, ttok, pairs, list(rlaif.PRINCIPLES.values()), seed, tcfg)  # asked once
+    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg, log_odds=log_odds)
+    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg, log_odds=log_odds)
     report = rlaif.label_report(pairs, sets["grounded_draw"]["labels"])
     abstain = abstain_report(pairs, sets["grounded"]["labels"])
     out: Dict[str, object] = {
@@ -223,6 +227,7 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
         out["after"][name] = rounded(run["metrics"], (*METRICS, "coverage", "correction"))
         out["labels"][name] = {"pairs": len(s["pairs"]), "human_labels": s["human_labels"], "teacher_queries": s["teacher_queries"],
                                "agreement": round(s["agreement"], 4), "kinds": s["kinds"],
+                               "agreement_by_kind": rounded(s["agreement_by_kind"]),
                                **{k: s[k] for k in ("abstained", "dropped") if k in s}}
     return out
 
