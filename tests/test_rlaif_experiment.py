@@ -26,3 +26,17 @@ def test_rlaif_headline_quick(capsys):
     before, after = figures["before"], figures["after"]
     assert after["grounded"]["chair"] < before["chair"] - 0.02 and after["grounded"]["sycophancy"] < before["sycophancy"] / 2
     assert after["helpful"]["chair"] > before["chair"] and after["helpful"]["sycophancy"] > 2 * after["grounded"]["sycophancy"]
+
+
+def test_stored_runs_are_complete_and_one_regenerates():
+    """data/rlaif_runs (python -m course_kit.experiments.rlaif) holds three seeds; seed 1's human_tenth run regenerates."""
+    from course_kit.experiments import rlaif as lab
+
+    stored = lab.load_runs()
+    assert sorted(stored) == list(lab.RUN_SEEDS)
+    runs = {"human", "human_tenth", "grounded", "grounded_draw", "grounded_swap", "grounded_sum", "mixed", "helpful"}
+    for figures in stored.values():
+        assert set(figures["after"]) == runs
+        assert all({"chair", "sycophancy", "correction", "malformed", "coverage"} <= set(m) for m in figures["after"].values())
+        assert all("agreement" in v and "kinds" in v for v in figures["labels"].values())
+    assert lab.rerun_human(seed=1) == stored[1]["after"]["human_tenth"]

@@ -27,14 +27,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
 from course_kit.preference import dpo_lm
 from course_kit.preference import rlaif
-from course_kit.runtime import seed_everything, single_thread
+from course_kit.runtime import DATA_DIR, seed_everything, single_thread
 from course_kit.worlds import scene_lm as lm
 from course_kit.worlds import scene_world as sw
 
@@ -91,12 +93,17 @@ def run_dpo(ref, tokenizer, pairs: List[Dict[str, str]], scenes, cfg: dpo_lm.DPO
 
 
 def teacher_by_principle(teacher, tokenizer, pairs, seed: int = 0,
-                         cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict[str, float]]:
-    """Each principle alone: agreement with the gold (human) labels, with the principle's own verdict on the true scene, position bias."""
+                         cfg: Optional[rlaif.TeacherConfig] = None, log_odds: Optional[Dict] = None) -> Dict[str, Dict[str, float]]:
+    """Each principle alone: agreement with the gold (human) labels, with the principle's own verdict on the true scene, position bias.
+
+    ``log_odds``: the teacher's verdicts of every principle (``rlaif.principle_log_odds``, the same seed), so
+    that the teacher is not asked again; None asks it here (the same values).
+    """
     out = {}
     human = torch.tensor([bool(p["human_first"]) for p in pairs])  # (N,)
     for name, text in rlaif.PRINCIPLES.items():
-        labels = rlaif.label_pairs(teacher, tokenizer, pairs, [text], seed, cfg)
+        labels = (rlaif.label_pairs(teacher, tokenizer, pairs, [text], seed, cfg) if log_odds is None
+                  else rlaif.combine_labels(log_odds, [text], seed))
         out[name] = {"agreement": float((labels["first_ab"] == human).float().mean()),
                      "agreement_with_principle": rlaif.principle_agreement(pairs, labels, name),
                      "position_bias": float(labels["first_ab"].float().mean()),
@@ -124,15 +131,26 @@ def breakdown(pairs, labels) -> List[Dict[str, object]]:
 
 
 def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
-               cfg: Optional[rlaif.TeacherConfig] = None) -> Dict[str, Dict]:
-    """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "labels"?, "abstained"?, "dropped"?}}``."""
+               cfg: Optional[rlaif.TeacherConfig] = None, log_odds: Optional[Dict] = None,
+               judge=None) -> Dict[str, Dict]:
+    """Every label set of the lab: ``{run: {"pairs", "human_labels", "teacher_queries", "agreement", "kinds",
+    "labels"?, "abstained"?, "dropped"?}}``.
+
+    ``log_odds``: the teacher's verdicts of every principle (``rlaif.principle_log_odds``), computed here when
+    None; ``judge``: the debiased judge that labels the runs with abstention (``rlaif.debiased_judge``'s
+    signature, e.g. the student's; None: ``rlaif.abstain_labels``, the same labels). ``agreement``: share of
+    the DPO pairs whose chosen response is the human label's; ``kinds``: the DPO pairs per kind;
+    ``agreement_by_kind``: the agreement per kind of pair.
+    """
     n = len(pairs)
     human = [bool(p["human_first"]) for p in pairs]
     out = {"human": {"pairs": rlaif.dpo_pairs(pairs, human), "human_labels": n, "teacher_queries": 0},
            "human_tenth": {"pairs": rlaif.dpo_pairs(pairs[:tenth], human[:tenth]), "human_labels": tenth, "teacher_queries": 0}}
-    log_odds = rlaif.principle_log_odds(teacher, tokenizer, pairs, list(rlaif.PRINCIPLES.values()), seed, cfg)
+    if log_odds is None:
+        log_odds = rlaif.principle_log_odds(teacher, tokenizer, pairs, list(rlaif.PRINCIPLES.values()), seed, cfg)
     for name in ("grounded", "mixed", "helpful"):
-        labels = rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "abstain")
+        labels = (rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "abstain") if judge is None
+                  else rlaif.judged_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, judge=judge))
         out[name] = {"pairs": rlaif.dpo_pairs(pairs, labels["first_ab"].tolist(), labels["decided"].tolist()),
                      "human_labels": 0, "teacher_queries": labels["teacher_queries"], "labels": labels,
                      "abstained": labels["abstained"], "dropped": int((~labels["decided"]).sum())}
@@ -145,6 +163,12 @@ def label_sets(teacher, tokenizer, pairs, tenth: int, seed: int = 0,
             both = rlaif.combine_labels(log_odds, rlaif.CONSTITUTIONS[name], seed, "sum")
             out["grounded_sum"] = {"pairs": rlaif.dpo_pairs(pairs, both["first_ab"].tolist()), "human_labels": 0,
                                    "teacher_queries": len(rlaif.CONSTITUTIONS[name]) * n, "labels": both}
+    gold = {(p["prompt"], p["first"] if p["human_first"] else p["second"]) for p in pairs}
+    for s in out.values():
+        s["agreement"] = sum((d["prompt"], d["chosen"]) in gold for d in s["pairs"]) / len(s["pairs"])
+        s["kinds"] = {k: sum(d["kind"] == k for d in s["pairs"]) for k in ("hallucination", "coverage", "sycophancy")}
+        s["agreement_by_kind"] = {k: sum((d["prompt"], d["chosen"]) in gold for d in s["pairs"] if d["kind"] == k) / max(n_k, 1)
+                                  for k, n_k in s["kinds"].items()}
     return out
 
 
@@ -175,8 +199,9 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
     ref, tok = lm.load_scene_lm()
     pairs = rlaif.unlabeled_pairs(cfg.n_pairs, seed)
     scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
-    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg)
-    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg)
+    log_odds = rlaif.principle_log_odds(teacher, ttok, pairs, list(rlaif.PRINCIPLES.values()), seed, tcfg)  # asked once
+    per_principle = teacher_by_principle(teacher, ttok, pairs, seed, tcfg, log_odds=log_odds)
+    sets = label_sets(teacher, ttok, pairs, cfg.tenth, seed, tcfg, log_odds=log_odds)
     report = rlaif.label_report(pairs, sets["grounded_draw"]["labels"])
     abstain = abstain_report(pairs, sets["grounded"]["labels"])
     out: Dict[str, object] = {
@@ -201,5 +226,51 @@ def _headline(cfg: LabConfig, seed: int) -> Dict[str, object]:
         run = run_dpo(ref, tok, s["pairs"], scenes, cfg.dpo, seed)
         out["after"][name] = rounded(run["metrics"], (*METRICS, "coverage", "correction"))
         out["labels"][name] = {"pairs": len(s["pairs"]), "human_labels": s["human_labels"], "teacher_queries": s["teacher_queries"],
+                               "agreement": round(s["agreement"], 4), "kinds": s["kinds"],
+                               "agreement_by_kind": rounded(s["agreement_by_kind"]),
                                **{k: s[k] for k in ("abstained", "dropped") if k in s}}
     return out
+
+
+# --- stored results: the label sets over seeds (the notebook loads them; `python -m course_kit.experiments.rlaif`) ---
+RUN_SEEDS = (0, 1, 2)
+RUNS_PATH = DATA_DIR / "rlaif_runs"
+
+
+def build_runs(out_dir: Path, seeds: Sequence[int] = RUN_SEEDS) -> Path:
+    """Run the headline (full budget) for each seed and store it as ``out_dir/rlaif_runs/seed<k>.json``.
+
+    ``python -m course_kit.experiments.rlaif`` (about three minutes a seed on two CPU cores); Lab 08 loads
+    them with ``load_runs`` for the comparisons over seeds.
+    """
+    path = Path(out_dir) / "rlaif_runs"
+    path.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        figures = headline(seed=seed)
+        (path / f"seed{seed}.json").write_text(json.dumps(figures, indent=1) + "\n")
+    return path
+
+
+def load_runs(path: Optional[Path] = None) -> Dict[int, Dict[str, object]]:
+    """The stored headlines ``{seed: figures}`` written by ``build_runs`` (default ``data/rlaif_runs``)."""
+    path = Path(path) if path is not None else RUNS_PATH
+    files = sorted(path.glob("seed*.json"))
+    if not files:
+        raise FileNotFoundError(f"no stored runs in {path}; build them with `python -m course_kit.experiments.rlaif`")
+    return {int(f.stem[4:]): json.loads(f.read_text()) for f in files}
+
+
+def rerun_human(seed: int, tenth: bool = True, cfg: Optional[LabConfig] = None) -> Dict[str, float]:
+    """One stored run regenerated without the teacher: DPO on the human labels (a tenth of them by default)."""
+    cfg = cfg or LabConfig()
+    with single_thread():
+        ref, tok = lm.load_scene_lm()
+        pairs = rlaif.unlabeled_pairs(cfg.n_pairs, seed)
+        scenes = sw.test_scenes(cfg.n_scenes, seed=seed)
+        chosen = pairs[:cfg.tenth] if tenth else pairs
+        run = run_dpo(ref, tok, rlaif.dpo_pairs(chosen, [bool(p["human_first"]) for p in chosen]), scenes, cfg.dpo, seed)
+        return rounded(run["metrics"], (*METRICS, "coverage", "correction"))
+
+
+if __name__ == "__main__":  # python -m course_kit.experiments.rlaif: regenerate data/rlaif_runs (Lab 08's stored runs)
+    print(f"wrote {build_runs(DATA_DIR)}")

@@ -597,3 +597,81 @@ def principle_agreement(pairs: Sequence[Dict[str, object]], labels: Dict[str, ob
     if total == 0:
         raise ValueError(f"the principle {intent!r} decides none of these pairs; agreement is undefined")
     return hits / total
+
+
+# ----------------------------------------------------------------------------- the debiased judge (Lab 08's core exercise)
+
+def judge_inputs(log_odds: Dict[str, object], constitution: Sequence[str],
+                 seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What ``debiased_judge`` reads: ``(log_odds_ab (C, N), log_odds_ba (C, N), order (N, C))``.
+
+    Row ``c`` of ``log_odds_ab`` is the teacher's log p(A) - log p(B) under the constitution's
+    principle ``c`` with the responses shown as (first, second), of ``log_odds_ba`` the same with them
+    shown as (second, first); ``order[i]`` lists the principles in the order they are asked for pair
+    ``i`` (the one drawn first, then the others at random: the same draws as ``abstain_labels``).
+    """
+    _check_constitution(log_odds, constitution)
+    constitution = list(dict.fromkeys(constitution))
+    n = len(log_odds["seen"])
+    ab = torch.stack([log_odds["ab"][c] for c in constitution])  # (C, N)
+    ba = torch.stack([log_odds["ba"][c] for c in constitution])  # (C, N)
+    draw, rest = random.Random(80_000 + seed), random.Random(90_000 + seed)
+    order = []
+    for _ in range(n):
+        first = draw.choice(constitution)  # the same draws, in the same sequence, as abstain_labels
+        others = [c for c in constitution if c != first]
+        rest.shuffle(others)
+        order.append([constitution.index(c) for c in [first, *others]])
+    return ab, ba, torch.tensor(order, dtype=torch.long).reshape(n, len(constitution))  # (C, N), (C, N), (N, C)
+
+
+def debiased_judge(log_odds_ab: torch.Tensor, log_odds_ba: torch.Tensor, order: torch.Tensor,
+                   margin: float = ABSTAIN_MARGIN) -> torch.Tensor:
+    """The debiased judge with abstention: one label per pair, ``(N,)`` long: +1 first wins, -1 second wins, 0 no label.
+
+    1. average the two orders: s = (log_odds_ab - log_odds_ba) / 2, ``(C, N)`` (a constant preference
+       for the position cancels; "balanced position calibration", Wang et al. 2023, "Large Language
+       Models are not Fair Evaluators");
+    2. each principle's verdict: the sign of s where |s| >= margin, 0 (abstain) below it; an exact tie
+       s = 0 is never a verdict;
+    3. each pair's label: the verdict of the first principle in ``order[i]`` that does not abstain; 0 when
+       all abstain (the pair is dropped). Lab 08, section 5 (``abstain_labels`` is the loop version).
+    """
+    s = (log_odds_ab - log_odds_ba) / 2  # (C, N) 1. averaged over both orders
+    verdict = torch.sign(s) * (s.abs() >= margin)  # (C, N) 2. +1 / -1 / 0 per principle
+    asked = verdict.T.gather(1, order)  # (N, C) 3. the verdicts in the order they are asked
+    first = (asked != 0).long().argmax(dim=1)  # (N,) the first principle that decides (0 if none)
+    return asked.gather(1, first[:, None]).squeeze(1).long()  # (N,)
+
+
+def judged_labels(log_odds: Dict[str, object], constitution: Sequence[str], seed: int = 0,
+                  margin: float = ABSTAIN_MARGIN, judge=debiased_judge) -> Dict[str, object]:
+    """``abstain_labels``' labels with the pair labels written by ``judge`` (e.g. a student's ``debiased_judge``).
+
+    The same keys as ``abstain_labels``; with ``judge=debiased_judge`` the same values. ``asked`` and the
+    teacher calls count the principles the course's judge asks before one decides.
+    """
+    ab, ba, order = judge_inputs(log_odds, constitution, seed)  # (C, N), (C, N), (N, C)
+    label = torch.as_tensor(judge(ab.clone(), ba.clone(), order.clone(), margin)).reshape(-1)  # (N,)
+    if label.shape[0] != ab.shape[1]:
+        raise ValueError(f"the judge returned {label.shape[0]} labels for {ab.shape[1]} pairs")
+    constitution = list(dict.fromkeys(constitution))
+    s = (ab - ba) / 2  # (C, N)
+    decides = s.abs() >= margin  # (C, N)
+    n = ab.shape[1]
+    decided = label != 0  # (N,)
+    principle, asked = [], []
+    for i in range(n):
+        row = order[i].tolist()
+        k = next((j for j, c in enumerate(row) if bool(decides[c, i])), None)
+        principle.append(constitution[row[k]] if k is not None and bool(decided[i]) else None)
+        asked.append(k + 1 if k is not None else len(row))
+    fallback = s[order[:, 0], torch.arange(n)] > 0  # (N,) undecided pairs: the first principle's lean (as abstain_labels)
+    first_ab = torch.where(decided, label > 0, fallback)  # (N,)
+    score = s[order[:, 0], torch.arange(n)].clone()  # (N,)
+    for i, p in enumerate(principle):
+        if p is not None:
+            score[i] = s[constitution.index(p), i]
+    return {"principle": principle, "seen": log_odds["seen"], "first_ab": first_ab, "first_ba": first_ab.clone(),
+            "log_odds_first": score, "decided": decided, "consistent": decided.clone(), "asked": asked,
+            "abstained": sum(a > 1 or p is None for a, p in zip(asked, principle)), "teacher_queries": 2 * sum(asked)}

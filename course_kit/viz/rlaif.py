@@ -6,6 +6,7 @@
   swap-consistency filter;
 - ``plot_runs(axes, before, after)``: CHAIR, sycophancy and malformed answers after DPO on each label
   set, against the SFT student;
+- ``plot_seeds(axes, stored)``: the stored runs over seeds, one dot per seed and label set;
 - ``ConstitutionExplorer``: pick the principles, how they combine (with or without abstention) and the swap
   filter; see the labels change.
 """
@@ -61,6 +62,26 @@ def plot_runs(axes: Sequence, before: Dict[str, float], after: Dict[str, Dict[st
     axes[0].legend(loc="upper left")
 
 
+def plot_seeds(axes: Sequence, stored: Dict[int, Dict[str, object]],
+               metrics: Sequence[str] = ("chair", "malformed")) -> None:
+    """One panel per metric: per label set, one dot per seed of the stored runs (``experiments.rlaif.load_runs``),
+    and a dashed tick at each seed's SFT student."""
+    seeds = list(stored)
+    names = list(next(iter(stored.values()))["after"])
+    x = np.arange(len(names))
+    colours = [MAJORITY, MINORITY, ACCENT, NEUTRAL]
+    for ax, metric in zip(axes, metrics):
+        for k, seed in enumerate(seeds):
+            figures = stored[seed]
+            offset = (k - (len(seeds) - 1) / 2) * 0.18
+            ax.scatter(x + offset, [figures["after"][n][metric] for n in names], s=18,
+                       color=colours[k % len(colours)], label=f"seed {seed}")
+            ax.axhline(figures["before"][metric], color=colours[k % len(colours)], ls="--", lw=0.8)
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{metric} (dashed: SFT)")
+    axes[0].legend(loc="upper left", fontsize=8)
+
+
 class ConstitutionExplorer(Explorer):
     """Edit the constitution and see the teacher's labels change: agreement, position bias, swap filter, errors.
 
@@ -74,7 +95,7 @@ class ConstitutionExplorer(Explorer):
     """
 
     def __init__(self, teacher, tokenizer, pairs, seed: int = 0, cfg=None,
-                 constitution: Sequence[str] = ("grounded", "honest")):
+                 constitution: Sequence[str] = ("grounded", "honest"), log_odds=None):
         super().__init__()
         import ipywidgets as widgets
 
@@ -82,7 +103,8 @@ class ConstitutionExplorer(Explorer):
         from course_kit.viz.style import new_figure
 
         self.pairs, self.seed = pairs, seed
-        self.log_odds = rlaif.principle_log_odds(teacher, tokenizer, pairs, list(rlaif.PRINCIPLES.values()), seed, cfg)
+        self.log_odds = log_odds if log_odds is not None else rlaif.principle_log_odds(  # computed once (or passed in)
+            teacher, tokenizer, pairs, list(rlaif.PRINCIPLES.values()), seed, cfg)
         self.values = {name: name in constitution for name in rlaif.PRINCIPLES}
         self.values.update(combine="sample", swap_filter=False)
         for name in rlaif.PRINCIPLES:
