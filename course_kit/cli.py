@@ -47,6 +47,7 @@ LABS: Dict[str, str] = {
 # checkpoint name -> "module:function(out_dir: Path) -> Path" that regenerates data/<name>*
 # (`course-kit build-data <name>|--all`); every file in data/ is made by one of these
 DATA: Dict[str, str] = {
+    "cfg_denoiser": "course_kit.diffusion.cfg_denoiser:build_checkpoint",  # Lab 01: the learned CFG denoiser (about 25 s)
     "scene_lm": "course_kit.worlds.scene_lm:build_checkpoint",  # Labs 02-04: tiny scene-describing GPT-2 (SFT)
     "scene_reward_model": "course_kit.preference.reward_trl:build_checkpoint",  # Lab 02 -> Lab 03: TRL reward model of the scene world
     "portrait_diffusion": "course_kit.diffusion.portrait_diffusion:build",  # Lab 06: toy latent diffusion model of portraits

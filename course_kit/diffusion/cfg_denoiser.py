@@ -24,7 +24,7 @@ from torch import nn
 
 from course_kit.diffusion.cfg_guidance import NoiseFn, SamplerConfig
 from course_kit.worlds.gaussian_mixture import GaussianMixture1D, MixtureConfig
-from course_kit.runtime import get_device, progress, seed_everything
+from course_kit.runtime import DATA_DIR, get_device, progress, seed_everything
 
 PROMPTS = ("a CEO", "a nurse")  # prompt index 0 and 1; index len(PROMPTS) is the null (dropped) prompt
 NULL_PROMPT = len(PROMPTS)
@@ -154,3 +154,46 @@ def learned_noise_fn(model: ConditionalDenoiser, prompt: int) -> NoiseFn:
         return out.reshape(x.shape).to(x.device)
 
     return eps
+
+
+# --- the lab's trained denoiser, stored in data/ (a training run is about 25 s on one CPU thread) ------------
+DEFAULT_PATH = DATA_DIR / "cfg_denoiser"
+
+
+def build_checkpoint(out_dir):
+    """Train ``DenoiserConfig(seed=0)`` on one thread (as the notebooks run) and save it with its losses."""
+    import json
+    from pathlib import Path
+
+    from course_kit.checkpoint_io import save_checkpoint
+    from course_kit.runtime import single_thread
+    from course_kit.safe_write import write_text_atomic
+
+    config = DenoiserConfig(seed=0)
+    with single_thread():
+        model, losses = train_denoiser(config)
+    path = save_checkpoint(model, config, Path(out_dir) / "cfg_denoiser")
+    write_text_atomic(path / "losses.json", json.dumps(losses) + "\n")
+    return path
+
+
+def load_denoiser(path=None):
+    """``(model, losses)`` of the stored ``DenoiserConfig(seed=0)`` run, loaded strictly (``checkpoint_io``)."""
+    import json
+
+    from course_kit.checkpoint_io import checkpoint_error, load_checkpoint, require_files
+
+    folder = require_files(path if path is not None else DEFAULT_PATH, ("losses.json",), "cfg_denoiser")
+
+    def build(cfg):
+        cfg = dict(cfg)
+        cfg["mixture"] = MixtureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["mixture"].items()})
+        cfg["sampler"] = SamplerConfig(**cfg["sampler"])
+        return ConditionalDenoiser(DenoiserConfig(**cfg))
+
+    model = load_checkpoint(folder, build, "cfg_denoiser")
+    try:
+        losses = [float(x) for x in json.loads((folder / "losses.json").read_text())]
+    except (ValueError, TypeError) as error:
+        raise checkpoint_error(folder / "losses.json", f"is not a JSON list of numbers ({error})", "cfg_denoiser") from error
+    return model, losses
