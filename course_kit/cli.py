@@ -101,7 +101,7 @@ def load_headline(lab: str) -> Callable[..., Dict[str, Any]]:
 # Sizes a user can ask for on the command line, bounded before anything is allocated (the reliability
 # issue): (smallest, largest) allowed. A numeric option not listed here may not exceed GENERIC_MAX.
 OPTION_LIMITS: Dict[str, Tuple[float, float]] = {
-    "n_samples": (100, 1_000_000),  # Lab 01: guided samples per w
+    "n_samples": (1, 1_000_000),  # Lab 01: guided samples per w
     "n_pairs": (10, 200_000),  # Lab 02: preference pairs
     "label_noise": (0.0, 0.5),  # Lab 02: share of flipped labels (0.5 is pure noise)
     "n_seeds": (1, 20),  # Lab 07: tiny CLIPs trained per world
