@@ -68,6 +68,7 @@ def lab_budget(path: Path) -> Dict[str, object]:
         "slowest_cell": slowest,
         "slowest_cell_seconds": round(seconds[slowest], 1),
         "optional_cells": len(cells) - end,
+        "cell_seconds": {i: round(s, 2) for i, s in enumerate(seconds) if cells[i]["cell_type"] == "code"},  # per code cell
     }
 
 
