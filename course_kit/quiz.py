@@ -87,6 +87,15 @@ def _answer_of(answer: Any) -> Any:
     return None if answer is Ellipsis else answer
 
 
+def _finite(value: Any):
+    """``(float(value), None)``, or ``(value or the float, "not a number" | "not finite")`` saying what is wrong."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value, "not a number"
+    return number, (None if math.isfinite(number) else "not finite")
+
+
 def ask(question_id: str, answer: Any, **state: Any) -> bool:
     """Check ``answer`` (a value, or a function returning it) against the question's expected value.
 
@@ -123,21 +132,16 @@ def ask(question_id: str, answer: Any, **state: Any) -> bool:
         ok = given == str(expected).lower()
         shown = f" ({expected})"
     else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            print(f"{question_id}: the answer must be a number, got {value!r}")
+        number, problem = _finite(value)
+        if problem:
+            print(f"{question_id}: the answer must be a number, got {value!r}" if problem == "not a number"
+                  else f"{question_id}: the answer must be finite, got {number}")
             return False
-        if not math.isfinite(number):
-            print(f"{question_id}: the answer must be finite, got {number}")
-            return False
-        try:
-            target = float(expected)
-        except (TypeError, ValueError):
-            print(f"{question_id}: cannot check with this run's results (no numeric answer: {expected!r})")
-            return False
-        if not math.isfinite(target):
-            print(f"{question_id}: this run's results give no finite answer ({target}); nothing to compare")
+        target, problem = _finite(expected)
+        if problem:
+            print(f"{question_id}: cannot check with this run's results (no numeric answer: {expected!r})"
+                  if problem == "not a number" else
+                  f"{question_id}: this run's results give no finite answer ({target}); nothing to compare")
             return False
         ok = abs(number - target) <= question.tol
         shown = f" (this run: {target:.4g})"
@@ -155,12 +159,11 @@ def predict(prediction_id: str, guess: Any) -> Optional[float]:
         print(f"{prediction_id}: no prediction yet - commit to a number before you run the next cells")
         _PREDICTIONS.pop(prediction_id, None)
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    number, problem = _finite(value)
+    if problem == "not a number":
         print(f"{prediction_id}: a prediction must be a number, got {value!r}")
         return None
-    if not math.isfinite(number):
+    if problem:
         print(f"{prediction_id}: a prediction must be a finite number, got {number}")
         _PREDICTIONS.pop(prediction_id, None)
         return None
