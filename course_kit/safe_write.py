@@ -8,6 +8,8 @@ manifest) goes through here:
   ``os.replace`` it into place. A reader sees the old file or the new one, never half of one.
 - The target itself must not be a symlink: ``os.replace`` would replace the link, but a link at a
   target is a sign of someone else's file there, so it is refused in one line (``UnsafeWriteError``).
+- ``folder_lock(folder)``: hold ``folder/.lock`` (the writer's pid) while a run writes the folder; a
+  folder another live process holds is refused in one line, a dead writer's lock is stale and taken over.
 - A full disk (``ENOSPC``) or a quota (``EDQUOT``) is reported as such, and the temporary file is
   removed.
 """
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["UnsafeWriteError", "DiskFullError", "write_text_atomic", "write_bytes_atomic", "replace_atomic"]
+__all__ = ["UnsafeWriteError", "DiskFullError", "write_text_atomic", "write_bytes_atomic", "replace_atomic", "folder_lock"]
 
 
 class UnsafeWriteError(OSError):
@@ -84,3 +86,45 @@ def write_bytes_atomic(path, data: bytes) -> Path:
 def write_text_atomic(path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; return ``path``."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextmanager
+def folder_lock(folder):
+    """Hold ``folder/.lock`` (the writer's pid) while a run writes the folder; refuse a folder another live run holds."""
+    if not folder:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ValueError(f"{folder} is being written by another run (pid {pid}); wait for it to finish, "
+                                 "or choose another --checkpoint-dir") from None
+            lock.unlink(missing_ok=True)  # a stale lock: its writer is gone
+    else:  # pragma: no cover - lost a race twice
+        raise ValueError(f"could not lock {folder}; try again")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

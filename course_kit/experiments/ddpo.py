@@ -28,9 +28,7 @@ refused in one line that says what to do.
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
@@ -44,6 +42,7 @@ from course_kit.diffusion.gender_rewards import female_ratio, make_gender_reward
 from course_kit.diffusion.portrait_classifier import PortraitClassifier, load_classifier
 from course_kit.diffusion.portrait_diffusion import PortraitDiffusion, generate, load_model
 from course_kit.runtime import progress, seed_everything
+from course_kit.safe_write import folder_lock
 
 GUIDANCE = 2.0  # CFG weight w (the lecture's convention) to sample and fine-tune at (Lab 01: w > 1 amplifies the skew)
 EVAL_N = 1024  # images per evaluation (binomial standard error 0.016 at q = 0.5)
@@ -126,7 +125,7 @@ def run_ddpo(prompts, config: DDPOConfig, n_epochs: int, seed: int = 0, model: O
         trainer = LossFnTrainer(model, make_gender_reward(classifier.classify, reward), config, loss_fn=loss_fn)
     identity = {"prompts": prompts, "reward": reward, "seed": seed, "eval_n": eval_n, "scale": "toy",
                 "trainer": type(trainer).__name__}
-    with checkpoint_lock(checkpoint_dir):
+    with folder_lock(checkpoint_dir):
         evals = None
         if checkpoint_dir and trainer.resume(checkpoint_dir):
             evals = restored_evaluations(trainer, identity, checkpoint_dir)
@@ -158,48 +157,6 @@ def restored_evaluations(trainer: DDPOTrainer, identity: Dict[str, Any], folder)
         raise ValueError(f"{folder}: the saved evaluations do not match the saved trainer (epoch {trainer.epoch}); "
                          "the folder is damaged: delete it and run again")
     return {p: [dict(e) for e in evals[p]] for p in identity["prompts"]}
-
-
-@contextmanager
-def checkpoint_lock(folder):
-    """Hold ``folder/.lock`` (the writer's pid) while a run writes the folder; refuse a folder another live run holds."""
-    if not folder:
-        yield
-        return
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise ValueError(f"{folder} is being written by another run (pid {pid}); wait for it to finish, "
-                                 "or choose another --checkpoint-dir") from None
-            lock.unlink(missing_ok=True)  # a stale lock: its writer is gone
-    else:  # pragma: no cover - lost a race twice
-        raise ValueError(f"could not lock {folder}; try again")
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def epochs_to_shift(shares: List[float], target: float = 0.9) -> Optional[int]:
