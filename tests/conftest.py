@@ -50,3 +50,49 @@ def figure_audit(request):
     plt.close("all")
     if problems:
         pytest.fail("figure audit:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def quick_headline(tmp_path_factory, testrun_uid):
+    """``quick_headline(lab)``: ``course-kit run <lab> --quick --json`` run once per test session, offline.
+
+    Returns ``{"figures": the JSON figures, "sockets": what the run tried to reach (empty: nothing)}``.
+    The run happens in a subprocess whose ``sitecustomize`` (``tests/no_network``) refuses and logs every
+    internet connection and DNS lookup, with ``HF_HUB_OFFLINE`` unset (the CLI and Colab do not set it).
+    ``tests/test_offline.py`` checks the log; the lab's own tests check the figures of the same run, so a
+    headline is computed once (the two pytest workers share the result through a file lock).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this run
+    folder = base / f"quick-headlines-{testrun_uid}"
+    folder.mkdir(exist_ok=True)
+    no_network = Path(__file__).parent / "no_network"
+
+    def run(lab: str) -> dict:
+        result = folder / f"{lab}.json"
+        with FileLock(str(folder / f"{lab}.lock")):
+            if not result.exists():
+                log = folder / f"{lab}.sockets.log"
+                env = {k: v for k, v in os.environ.items()
+                       if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")}
+                env["PYTHONPATH"] = os.pathsep.join([str(no_network), os.environ.get("PYTHONPATH", "")])
+                env["COURSE_KIT_SOCKET_LOG"] = str(log)
+                env["COURSE_KIT_PROGRESS"] = "0"
+                done = subprocess.run([sys.executable, "-m", "course_kit.cli", "run", lab, "--quick", "--json"],
+                                      env=env, capture_output=True, text=True, timeout=900)
+                assert done.returncode == 0, f"course-kit run {lab} --quick failed:\n{done.stderr[-3000:]}"
+                figures = json.loads(done.stdout.strip().splitlines()[-1])
+                sockets = log.read_text() if log.exists() else ""
+                result.write_text(json.dumps({"figures": figures, "sockets": sockets}))
+        return json.loads(result.read_text())
+
+    return run

@@ -9,7 +9,6 @@ printed by ``test_table_size`` (``pytest -s``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections import Counter
 from typing import Any, Callable, List, NamedTuple

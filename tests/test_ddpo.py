@@ -201,7 +201,7 @@ def test_nan_guard(monkeypatch):
     (dict(n_inference_steps=0), "n_inference_steps"), (dict(n_inner_epochs=1.5), "n_inner_epochs"),
     (dict(lr=float("nan")), "lr"), (dict(w=float("inf")), "w"), (dict(seed=-1), "seed"),
     (dict(train_batch_size=5), "multiple"), (dict(checkpoint_every=1), "checkpoint_dir"),
-    (dict(stat_buffer_size=0), "stat_buffer_size"),
+    (dict(stat_buffer_size=0), "stat_buffer_size"), (dict(kl_trigger="k3"), "kl_trigger"),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -313,3 +313,53 @@ def test_bf16_mixed_precision_builds_an_accelerator_on_cpu(fresh_accelerate_stat
     trainer = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(mixed_precision="bf16"))
     assert trainer.accelerator is not None and trainer.accelerator.mixed_precision == "bf16"
     assert trainer.train_epoch(["a"])["nan_skipped"] == 0
+
+
+def test_rollout_keeps_the_old_means_when_asked():
+    """Rollout.means[:, j] is the mean of step j (diffusers' DDIM mean), and x_{t-1} - mean is the sampled noise."""
+    from course_kit.diffusion.ddim_logprob import ddim_mean_std, gaussian_log_prob
+
+    pol = TinyPolicy()
+    ro = sample_with_logprob(pol, ["a"] * 5, 4, 1.0, 1.0, torch.Generator().manual_seed(0), keep_means=True)
+    assert ro.means.shape == (5, 4, 2)
+    for j, t in enumerate(ro.timesteps):
+        mean, std = ddim_mean_std(pol.scheduler, pol.predict_noise(ro.latents[:, j], t, None, 1.0), t, ro.latents[:, j])
+        torch.testing.assert_close(ro.means[:, j], mean)
+        torch.testing.assert_close(ro.log_probs[:, j], gaussian_log_prob(ro.latents[:, j + 1], mean, std))
+    assert sample_with_logprob(pol, ["a"], 4).means is None
+
+
+def test_truly_ppo_exact_trigger_reads_the_gaussian_kl(monkeypatch):
+    """kl_trigger="exact": the trigger gets KL(N(mu_old, s^2) || N(mu_new, s^2)) per dimension, checked against
+    torch.distributions; zero on the first minibatch (old weights), positive after a step; "k1" passes none."""
+    import course_kit.diffusion.ddpo as ddpo
+
+    seen = []
+    real = ddpo.truly_ppo_loss
+
+    def spy(log_prob, old, adv, delta, alpha, *, adv_clip_max, kl):
+        seen.append(kl)
+        return real(log_prob, old, adv, delta, alpha, adv_clip_max=adv_clip_max, kl=kl)
+
+    monkeypatch.setattr(ddpo, "truly_ppo_loss", spy)
+    pol = TinyPolicy()
+    trainer = DDPOTrainer(pol, brightness_reward, small_config(trust_region="truly", kl_trigger="exact", kl_threshold=1e-2))
+    rec = trainer.train_epoch(["a"])
+    T = 4
+    assert len(seen) == 2 * T and all(k is not None and k.shape == (16,) for k in seen)
+    assert all(float(k.abs().max()) == 0.0 for k in seen[:T])  # first minibatch: the sampling weights
+    assert all(float(k.min()) > 0 for k in seen[T:])  # after one step the means moved
+    assert rec["trigger_kl"] > 0 and trainer.last_rollout.means is not None
+    seen.clear()
+    trainer2 = DDPOTrainer(TinyPolicy(), brightness_reward, small_config(trust_region="truly", kl_trigger="k1"))
+    trainer2.train_epoch(["a"])
+    assert seen and all(k is None for k in seen)
+    # the closed form the trigger reads, against torch.distributions
+    old = torch.zeros(3, 2)
+    new = torch.tensor([[0.1, -0.2], [0.0, 0.3], [1.0, 1.0]])
+    sigma = torch.tensor([0.5, 0.2, 1.0])
+    from course_kit.diffusion.truly_ppo import gaussian_kl
+
+    reference = torch.distributions.kl_divergence(torch.distributions.Normal(old, sigma[:, None]),
+                                                  torch.distributions.Normal(new, sigma[:, None])).mean(1)
+    torch.testing.assert_close(gaussian_kl(old, new, sigma[:, None]), reference)

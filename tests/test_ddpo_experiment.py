@@ -15,8 +15,8 @@ def test_epoch_counters_by_hand():
     assert lab.epochs_to_balance([0.1, 0.5, 0.3]) is None
 
 
-def test_quick_shift_headline_moves_the_share():
-    out = lab.headline(quick=True, reward="shift")
+def test_quick_shift_headline_moves_the_share(quick_headline):
+    out = quick_headline("ddpo")["figures"]  # course-kit run ddpo --quick --json (R_shift), offline
     shares = out["minority_share_per_epoch"]
     assert len(shares) == 5 and shares[-1] > shares[0] + 0.3
     for key in ("epochs_to_0.9", "final_share", "none_rate_before", "none_rate_after"):

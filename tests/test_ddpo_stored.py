@@ -21,11 +21,21 @@ def _close(a, b, tol=2e-3):
 
 
 def test_truly_seeds_regenerate():
+    """Seed 0 of Truly PPO with the exact-KL trigger (the arm the others share their code with, plus the means)."""
     stored = ddpo_stored.load("truly_seeds")["rows"]
     with single_thread():
-        fresh = ddpo_stored.truly_seeds(seeds=(0,), trust_regions=("clip",))["rows"][0]
-    row = next(r for r in stored if r["trust_region"] == "clip" and r["seed"] == 0)
+        fresh = ddpo_stored.truly_seeds(seeds=(0,), trust_regions=("truly_exact",))["rows"][0]
+    row = next(r for r in stored if r["trust_region"] == "truly_exact" and r["seed"] == 0)
     assert _close(fresh, row), (fresh, row)
+
+
+def test_explorer_table_regenerates_for_one_prompt():
+    stored = ddpo_stored.load("explorer")
+    prompt = "photo of a nurse"
+    with single_thread():
+        fresh = ddpo_stored.explorer(prompts=[prompt])
+    assert (fresh["eval_n"], fresh["seed"]) == (stored["eval_n"], stored["seed"])
+    assert _close(fresh["table"][prompt], stored["table"][prompt]), (fresh["table"][prompt], stored["table"][prompt])
 
 
 def test_hack_seeds_regenerate():

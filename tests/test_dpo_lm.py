@@ -115,10 +115,8 @@ def test_train_config_validates_in_post_init():
         LabConfig(n_scenes=0)
 
 
-def test_headline_exact_part_quick():
-    from course_kit.experiments.dpo import headline
-
-    out = headline(quick=True, part="exact")
+def test_headline_exact_part_quick(quick_headline):
+    out = quick_headline("dpo")["figures"]  # course-kit run dpo --quick --json: both parts
     assert out["tv_to_optimum"] < out["tv_ref_to_optimum"]
 
 
@@ -132,10 +130,8 @@ def test_sample_table_flags_each_answer(sft):
     assert any("CHAIR" in l for l in lines) and any(("sycophantic" in l) or ("correction" in l) or ("malformed" in l) for l in lines)
 
 
-def test_headline_lm_part_quick_lowers_sycophancy_and_chair():
-    from course_kit.experiments.dpo import headline
-
-    out = headline(quick=True, part="lm")
+def test_headline_lm_part_quick_lowers_sycophancy_and_chair(quick_headline):
+    out = quick_headline("dpo")["figures"]  # course-kit run dpo --quick --json: both parts
     for key in ("chair", "sycophancy"):
         assert out[f"{key}_after"] < out[f"{key}_before"] and out[f"{key}_after_trl"] < out[f"{key}_before"]
     assert out["chosen_logratio_after"] > 0 > out["rejected_logratio_after"]

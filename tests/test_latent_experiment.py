@@ -11,8 +11,8 @@ def test_latent_is_registered():
     assert DATA["latent_clip"] == "course_kit.fairness.clip_encoder:build_checkpoint"
 
 
-def test_quick_headline_reports_the_issue_figures():
-    figures = headline(quick=True, seed=0)
+def test_quick_headline_reports_the_issue_figures(quick_headline):
+    figures = quick_headline("latent")["figures"]  # course-kit run latent --quick --json, offline
     for which in ("skewed", "balanced"):
         for metric in ("cosine", "zero_shot_accuracy"):
             assert set(figures["representation"][which][metric]) == {"majority", "minority"}

@@ -124,10 +124,8 @@ def test_explorer_follows_the_interface_and_updates_in_place(setup):
         BetaExplorer(world, proxy, [], {}, reference)
 
 
-def test_headline_quick_without_sequence():
-    from course_kit.experiments.ppo import headline
-
-    out = headline(quick=True, sequence=False)
+def test_headline_quick_exact_level_and_hacking(quick_headline):
+    out = quick_headline("ppo")["figures"]  # course-kit run ppo --quick --json, offline
     assert out["tv_to_optimum"]["worst"] < 0.02
     assert out["hacking"]["beta0"]["gold_gain"] < 0 < out["hacking"]["best"]["gold_gain"]
     assert out["hacking"]["beta0"]["proxy_gain"] > out["hacking"]["best"]["proxy_gain"]

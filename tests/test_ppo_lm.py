@@ -155,11 +155,11 @@ def test_bad_inputs_raise(tiny_lm):
 
 
 @pytest.mark.slow
-def test_lab03_sequence_level_quick_on_the_scene_checkpoints():
-    """Lab 03's sequence part (quick budget) on data/scene_lm + data/scene_reward_model: KL keeps CHAIR down."""
-    from course_kit.experiments.ppo import sequence_level
+def test_lab03_sequence_level_quick_on_the_scene_checkpoints(quick_headline):
+    """Lab 03's sequence part (quick budget) on data/scene_lm + data/scene_reward_model: KL keeps CHAIR down.
 
-    out = sequence_level(quick=True)
+    Read from ``course-kit run ppo --quick --json`` (its "sequence" part is ``sequence_level(quick=True)``)."""
+    out = quick_headline("ppo")["figures"]["sequence"]
     with_kl, without_kl = out["beta=0.2"], out["beta=0"]
     assert with_kl["chair"] < out["before"]["chair"] < without_kl["chair"]
     assert with_kl["rm_reward"] > out["before"]["rm_reward"] + 0.5  # the reward model's score went up

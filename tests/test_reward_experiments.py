@@ -159,8 +159,8 @@ def test_off_distribution_pairs_are_worse_captions():
         ex.off_distribution_pairs(0)
 
 
-def test_headline_quick():
-    out = ex.headline(quick=True, trl=False)  # the TRL part is tested in test_reward_trl.py
+def test_headline_quick(quick_headline):
+    out = quick_headline("reward")["figures"]  # course-kit run reward --quick --json, offline (TRL part: test_reward_trl.py)
     for key in ("reward_corr", "reward_slope", "pair_accuracy", "n_pairs"):
         assert key in out
     assert out["reward_corr"] > 0.85 and out["proxy_argmax_is_long"]

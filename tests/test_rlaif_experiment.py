@@ -1,13 +1,8 @@
 """Lab 08's headline runs end to end on the quick budget and reports the figures the issue asks for."""
 
-import json
 
-from course_kit import cli
-
-
-def test_rlaif_headline_quick(capsys):
-    assert cli.main(["run", "rlaif", "--quick", "--json"]) == 0
-    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+def test_rlaif_headline_quick(quick_headline):
+    figures = quick_headline("rlaif")["figures"]  # course-kit run rlaif --quick --json, offline (tests/conftest.py)
     teacher = figures["teacher"]
     assert set(teacher["agreement"]) == {"grounded", "honest", "helpful"}
     assert 0.6 < teacher["agreement"]["grounded"] < 1.0  # neither chance nor perfect

@@ -163,6 +163,7 @@ class Rollout:
     log_probs: Tensor  # (B, T): log pi_old(x_t' | x_t, c)
     timesteps: Tensor  # (T,) scheduler timesteps
     images: Tensor  # (B, 3, H, W) in [0, 1]
+    means: Optional[Tensor] = None  # (B, T, *latent_shape): mu_old of each step, kept only when asked (keep_means)
 
     @staticmethod
     def concatenate(rollouts: Sequence["Rollout"]) -> "Rollout":
@@ -171,13 +172,19 @@ class Rollout:
                        latents=torch.cat([r.latents for r in rollouts]),
                        log_probs=torch.cat([r.log_probs for r in rollouts]),
                        timesteps=rollouts[0].timesteps,
-                       images=torch.cat([r.images for r in rollouts]))
+                       images=torch.cat([r.images for r in rollouts]),
+                       means=(torch.cat([r.means for r in rollouts])
+                              if all(r.means is not None for r in rollouts) else None))
 
 
 @torch.no_grad()
 def sample_with_logprob(policy: DiffusionPolicy, prompts: Sequence[str], n_inference_steps: int = 10, eta: float = 1.0,
-                        w: float = 1.0, generator: Optional[torch.Generator] = None) -> Rollout:
-    """Sample one image per prompt with the stochastic DDIM sampler, keeping every x_t and log-prob."""
+                        w: float = 1.0, generator: Optional[torch.Generator] = None, keep_means: bool = False) -> Rollout:
+    """Sample one image per prompt with the stochastic DDIM sampler, keeping every x_t and log-prob.
+
+    With ``keep_means`` the rollout also keeps each step's mean mu_old (``Rollout.means``), which the
+    exact KL of Truly PPO's trigger needs (``truly_ppo.gaussian_kl``).
+    """
     prompts = list(prompts)
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError("prompts must be a non-empty list of strings")
@@ -192,12 +199,15 @@ def sample_with_logprob(policy: DiffusionPolicy, prompts: Sequence[str], n_infer
     latents = randn_tensor((len(prompts), *policy.latent_shape), generator=generator, device=device,
                            dtype=torch.float32)  # (B, *latent_shape) x_T
     cond = policy.encode_prompts(prompts)
-    all_latents, all_log_probs = [latents], []
+    all_latents, all_log_probs, all_means = [latents], [], []
     for t in scheduler.timesteps:
         eps = policy.predict_noise(latents, t, cond, w)  # (B, *latent_shape)
+        if keep_means:
+            all_means.append(ddim_mean_std(scheduler, eps, t, latents, eta)[0])  # (B, *latent_shape) mu_old
         latents, log_prob = ddim_step_with_logprob(scheduler, eps, t, latents, eta=eta, generator=generator)
         all_latents.append(latents)
         all_log_probs.append(log_prob)
     images = policy.decode(latents)  # (B, 3, H, W)
     return Rollout(prompts=prompts, latents=torch.stack(all_latents, dim=1), log_probs=torch.stack(all_log_probs, dim=1),
-                   timesteps=scheduler.timesteps.clone(), images=images)
+                   timesteps=scheduler.timesteps.clone(), images=images,
+                   means=torch.stack(all_means, dim=1) if keep_means else None)  # means: (B, T, *latent_shape)

@@ -12,7 +12,8 @@ and advantages A clipped to +-adv_clip_max, each step's loss is PPO's clipped su
 
 - ``ddpo_clipped_loss``: that loss on one denoising step (kvablack/ddpo-pytorch ``train.py``), with
   ``approx_kl`` = ((r - 1) - log r).mean() and ``clip_fraction`` logged; ``trust_region="truly"``
-  uses Truly PPO (``course_kit.diffusion.truly_ppo``) instead.
+  uses Truly PPO (``course_kit.diffusion.truly_ppo``) instead, its trigger reading the k1 estimate of
+  the step's KL or (``kl_trigger="exact"``) the exact KL of the old and new Gaussian steps.
 - ``PerPromptStatTracker``: per-prompt reward normalisation into advantages (ddpo-pytorch).
 - ``ddpo_update_loss`` / ``per_prompt_advantages``: one update's loss as a single function of the
   stored rollout (Lab 06's core exercise), and ``LossFnTrainer``, the trainer that calls such a function.
@@ -40,8 +41,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from course_kit.diffusion.ddim_logprob import DiffusionPolicy, Rollout, ddim_step_with_logprob, sample_with_logprob
-from course_kit.diffusion.truly_ppo import truly_ppo_loss
+from course_kit.diffusion.ddim_logprob import (DiffusionPolicy, Rollout, ddim_mean_std, ddim_step_with_logprob, per_sample,
+                                               sample_with_logprob)
+from course_kit.diffusion.truly_ppo import gaussian_kl, truly_ppo_loss
 from course_kit.runtime import check_seed, progress
 from course_kit.safe_write import replace_atomic
 
@@ -171,6 +173,7 @@ class DDPOConfig:
     trust_region: Literal["clip", "truly"] = "clip"  # PPO clipping, or Truly PPO (the paper's "Trust Region Constraint")
     kl_threshold: float = 1e-4  # Truly PPO: trust-region radius delta in (per-dimension) KL
     rollback_coef: float = 0.3  # Truly PPO: rollback slope alpha outside the trust region
+    kl_trigger: Literal["k1", "exact"] = "k1"  # Truly PPO: the KL its trigger reads: k1 from log-probs, or the exact Gaussian KL of the means
     whiten_advantages: bool = True  # per-prompt (r - mean) / std; False: advantages = raw rewards
     stat_buffer_size: Optional[int] = None  # PerPromptStatTracker history (None: normalise within the batch)
     stat_min_count: int = 16  # PerPromptStatTracker: rewards needed before a prompt's own statistics are used
@@ -180,7 +183,7 @@ class DDPOConfig:
     seed: int = 0  # seeds sampling noise and minibatch order
 
     def __post_init__(self):
-        choices = {"trust_region": ("clip", "truly"), "mixed_precision": ("no", "fp16", "bf16")}
+        choices = {"trust_region": ("clip", "truly"), "mixed_precision": ("no", "fp16", "bf16"), "kl_trigger": ("k1", "exact")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -214,12 +217,15 @@ class DDPOConfig:
 
 
 def trust_region_loss(config: DDPOConfig, log_prob: Tensor, old_log_prob: Tensor,
-                      advantages: Tensor) -> Tuple[Tensor, Dict[str, Any]]:
-    """The step's loss and stats under ``config.trust_region``: PPO clipping or Truly PPO."""
+                      advantages: Tensor, kl: Optional[Tensor] = None) -> Tuple[Tensor, Dict[str, Any]]:
+    """The step's loss and stats under ``config.trust_region``: PPO clipping or Truly PPO.
+
+    ``kl`` (B,): the exact per-sample KL for Truly PPO's trigger (``config.kl_trigger == "exact"``).
+    """
     if config.trust_region == "clip":
         return ddpo_clipped_loss(log_prob, old_log_prob, advantages, config.clip_range, config.adv_clip_max)
     return truly_ppo_loss(log_prob, old_log_prob, advantages, config.kl_threshold, config.rollback_coef,
-                          adv_clip_max=config.adv_clip_max)
+                          adv_clip_max=config.adv_clip_max, kl=kl)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,6 +279,8 @@ class DDPOTrainer:
         self.tracker = PerPromptStatTracker(self.config.stat_buffer_size, self.config.stat_min_count)
         self.rank = accelerator.process_index if accelerator is not None else 0
         self.generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.rank)
+        # Truly PPO on the exact KL: the rollout keeps each step's old mean for truly_ppo.gaussian_kl
+        self._exact_kl = self.config.trust_region == "truly" and self.config.kl_trigger == "exact"
         self.epoch = 0
         self.history: List[Dict[str, Any]] = []
         self.resumed_extra: Dict[str, Any] = {}  # the caller's data saved beside the state, after resume()
@@ -330,7 +338,7 @@ class DDPOTrainer:
         for _ in progress(range(cfg.n_batches_per_epoch), desc=f"DDPO epoch {self.epoch} sampling"):
             batch_prompts = [prompts[i % len(prompts)] for i in range(cfg.batch_size)]
             rollouts.append(sample_with_logprob(self.policy, batch_prompts, cfg.n_inference_steps, cfg.eta, cfg.w,
-                                                self.generator))
+                                                self.generator, keep_means=self._exact_kl))
         return Rollout.concatenate(rollouts)
 
     def score(self, rollout: Rollout) -> Tuple[Tensor, Tensor, List[str], Dict[str, Any]]:
@@ -377,7 +385,12 @@ class DDPOTrainer:
                         eps = self.policy.predict_noise(x_t, t, cond, cfg.w)  # (b, *latent_shape)
                     _, log_prob = ddim_step_with_logprob(self.policy.scheduler, eps.float(), t, x_t, eta=cfg.eta,
                                                          prev_sample=x_prev)  # (b,) in float32
-                    loss, step_stats = trust_region_loss(cfg, log_prob, rollout.log_probs[idx, j], advantages[idx])
+                    kl = None
+                    if self._exact_kl:  # Truly PPO's trigger on the exact KL of the two Gaussians (shared sigma_t)
+                        with torch.no_grad():
+                            mean_new, std = ddim_mean_std(self.policy.scheduler, eps.float(), t, x_t, cfg.eta)  # (b, *L), (b,)
+                            kl = gaussian_kl(rollout.means[idx, j], mean_new, per_sample(std, x_t))  # (b,)
+                    loss, step_stats = trust_region_loss(cfg, log_prob, rollout.log_probs[idx, j], advantages[idx], kl)
                     if not bool(torch.isfinite(loss)):
                         stats["nan_skipped"].append(1.0)
                         continue

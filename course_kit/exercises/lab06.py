@@ -16,10 +16,11 @@ fine-tunes with it through ``LossFnTrainer``):
 
 Questions ``lab06.q1`` .. ``lab06.q5`` (``quiz.ask``), numbered in the lab's order, each expected
 value computed here from the lab's state, each asked before the cell that prints its answer. The
-predictions, revealed after the measurement (p4, p5 and q1 are in "Going further"; q5 is no longer asked): ``lab06.p1`` (the engineer's female
-share at w = 2 before fine-tuning), ``lab06.p2`` (after R_shift), ``lab06.p3`` (after R_balance),
-``lab06.p4`` (Truly PPO's mean evaluation share over three seeds), ``lab06.p5`` (the None rate after
-R_balance).
+predictions, revealed after the measurement (p4, p5, p6 and q1 are in "Going further"; q5 is no longer
+asked): ``lab06.p1`` (the engineer's female share at w = 2 before fine-tuning), ``lab06.p2`` (after
+R_shift), ``lab06.p3`` (after R_balance), ``lab06.p4`` (Truly PPO's mean evaluation share over three
+seeds), ``lab06.p6`` (the same with the exact Gaussian KL as the trigger), ``lab06.p5`` (the None
+rate after R_balance).
 """
 
 from __future__ import annotations

@@ -297,16 +297,23 @@ def trust_region_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256,
 
     Cheaper than ``run_ddpo``: the share per epoch is the training batch's (64 images sampled at the
     start of the epoch, from the reward's info), and only the final model (after ``n_epochs``
-    updates) gets a separate evaluation of ``eval_n`` images.
-    ``outside_fraction`` (Truly PPO only) is the share of steps whose KL estimate fired the trigger.
+    updates) gets a separate evaluation of ``eval_n`` images. ``trust_regions`` holds "clip",
+    "truly" (Truly PPO, trigger on the k1 estimate) and "truly_exact" (trigger on the exact Gaussian KL).
+    ``outside_fraction`` (Truly PPO only) is the share of steps whose KL fired the trigger, ``trigger_kl``
+    the mean KL the trigger read.
     """
+    arms = {"clip": {"trust_region": "clip"}, "truly": {"trust_region": "truly", "kl_trigger": "k1"},
+            "truly_exact": {"trust_region": "truly", "kl_trigger": "exact"}}
+    unknown = [t for t in trust_regions if t not in arms]
+    if unknown:
+        raise ValueError(f"trust_regions may hold {sorted(arms)}, got {unknown}")
     classifier = load_classifier()
     rows = []
     for trust_region in trust_regions:
         for seed in seeds:
             seed_everything(seed)
             model = load_model()
-            config = replace(SHIFT_CONFIG, trust_region=trust_region, seed=seed)
+            config = replace(SHIFT_CONFIG, **arms[trust_region], seed=seed)
             trainer = DDPOTrainer(model, make_gender_reward(classifier.classify, "shift"), config)
             history = [trainer.train_epoch([prompt]) for _ in range(n_epochs)]
             rows.append({
@@ -316,6 +323,7 @@ def trust_region_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256,
                 "approx_kl": [h["approx_kl"] for h in history],
                 "clip_fraction": [h["clip_fraction"] for h in history],
                 "outside_fraction": [h.get("outside_fraction", float("nan")) for h in history],
+                "trigger_kl": [h.get("trigger_kl", float("nan")) for h in history],
             })
     return rows
 

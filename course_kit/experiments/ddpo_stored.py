@@ -1,18 +1,21 @@
 """Lab 06's multi-seed and long runs, stored as small JSON files the notebook loads (the one-session rule).
 
-    python -m course_kit.experiments.ddpo_stored            # all three files into data/ddpo_runs/
+    python -m course_kit.experiments.ddpo_stored            # every file into data/ddpo_runs/
     python -m course_kit.experiments.ddpo_stored hack_seeds # one of them
 
 - ``balance``: R_balance on the paper's two prompts, 20 epochs each (``ddpo.BALANCE_CONFIG``; the
   paper's section "Reaching Gender Balance"): the evaluation's share, None rate and confidence per epoch.
-- ``truly_seeds``: R_shift with PPO clipping and with Truly PPO over seeds 0, 1, 2
+- ``truly_seeds``: R_shift with PPO clipping, with Truly PPO triggered by the k1 estimate of the KL
+  and with Truly PPO triggered by the exact Gaussian KL, over seeds 0, 1, 2
   (``ddpo.trust_region_seeds``; the paper's section "Trust Region Constraint").
 - ``hack_seeds``: R_shift on the person-prompt "photo of an electrical engineer" over seeds 0, 1, 2,
   6 epochs: per epoch the classifier's share, the renderer's share, the None rate, the mean zoom and
   hair cue (reward hacking through the figure's framing, Lab 06 "Going further").
+- ``explorer``: the pretrained model's share and None rate for every prompt and CFG weight of the
+  explorer's controls (``viz.ddpo.DDPOExplorer``), so that moving them before any training answers at once.
 
 Every number is rounded to 4 decimals; ``tests/test_ddpo_stored.py`` regenerates one seed of
-``truly_seeds`` and of ``hack_seeds`` and compares with the stored file.
+``truly_seeds`` and of ``hack_seeds`` and one prompt of ``explorer`` and compares with the stored file.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List
-
-import torch
 
 from course_kit.experiments import ddpo as lab
 from course_kit.runtime import single_thread
@@ -51,7 +52,7 @@ def balance(n_epochs: int = 20, eval_n: int = 512) -> Dict[str, Any]:
     return _round({"n_epochs": n_epochs, "eval_n": eval_n, "runs": out})
 
 
-def truly_seeds(seeds=(0, 1, 2), trust_regions=("clip", "truly"), n_epochs: int = 6) -> Dict[str, Any]:
+def truly_seeds(seeds=(0, 1, 2), trust_regions=("clip", "truly", "truly_exact"), n_epochs: int = 6) -> Dict[str, Any]:
     """``ddpo.trust_region_seeds`` rows (share per epoch of the training batch, final evaluation, logs)."""
     return _round({"n_epochs": n_epochs, "rows": lab.trust_region_seeds(seeds=seeds, n_epochs=n_epochs,
                                                                         trust_regions=trust_regions)})
@@ -70,7 +71,26 @@ def hack_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256) -> Dict[st
     return _round({"prompt": HACK_PROMPT, "n_epochs": n_epochs, "eval_n": eval_n, "rows": rows})
 
 
-BUILDERS: Dict[str, Callable[[], Dict[str, Any]]] = {"balance": balance, "truly_seeds": truly_seeds, "hack_seeds": hack_seeds}
+EXPLORER_WS = tuple(k / 2 for k in range(11))  # the explorer's CFG slider: w = 0, 0.5, ..., 5
+EXPLORER_N = 128  # images per evaluation in the explorer
+
+
+def explorer(eval_n: int = EXPLORER_N, seed: int = lab.EVAL_SEED, prompts=None) -> Dict[str, Any]:
+    """The pretrained model's female share and None rate for every prompt and every w of the explorer's slider.
+
+    ``viz.ddpo.DDPOExplorer`` reads it so that moving the prompt or w before any training answers at once.
+    """
+    from course_kit.diffusion.portrait_classifier import load_classifier
+    from course_kit.diffusion.portrait_diffusion import load_model
+
+    model, classifier = load_model(), load_classifier()
+    table = {p: {f"{w:g}": {k: lab.evaluate(model, classifier, p, w, n=eval_n, seed=seed)[k] for k in ("share", "none_rate")}
+                 for w in EXPLORER_WS} for p in (prompts or world.PROMPTS)}
+    return _round({"eval_n": eval_n, "seed": seed, "table": table})
+
+
+BUILDERS: Dict[str, Callable[[], Dict[str, Any]]] = {"balance": balance, "truly_seeds": truly_seeds, "hack_seeds": hack_seeds,
+                                                     "explorer": explorer}
 
 
 def load(name: str) -> Dict[str, Any]:

@@ -8,9 +8,10 @@
 3. **Readable text on coloured cells.** Text drawn on top of an image (a confusion matrix, a heat
    map) has a contrast ratio of at least 4.5:1 (WCAG 2.x AA) with the cell colour under it.
 4. **Legends off the data.** No plotted point (line vertex, scatter point) lies inside a legend's box.
-5. **Tellable colours.** The labelled lines and point sets of one axes have distinct colours (one
-   colour per seed), taken from the course's colour-blind-safe palette (``style.PALETTE``, Okabe-Ito)
-   or its named colours. Colour-mapped points (a continuous quantity with a colour bar) are exempt.
+5. **Tellable series.** The labelled lines and point sets of one axes look different: no two share
+   colour, marker and line style (one colour per seed; a second factor may be a marker or a line
+   style, as in "concept by marker, style by colour"). Their colours come from the course's
+   colour-blind-safe palette (``style.PALETTE``, Okabe-Ito) or its named colours. Colour-mapped points (a continuous quantity with a colour bar) are exempt.
 6. **Limits that follow the data.** On a linear axis, the plotted data span at least 20% of the axis
    range (a small blob in a huge frame fails), unless the data are a single value.
 """
@@ -72,6 +73,19 @@ def _data_points(ax, data_only: bool = False) -> np.ndarray:
     return np.concatenate(pts) if pts else np.empty((0, 2))
 
 
+def _marker(artist) -> str:
+    """The marker of a line or of a scatter collection (its path's vertices), for telling series apart."""
+    if hasattr(artist, "get_marker"):
+        return str(artist.get_marker())
+    paths = artist.get_paths() if hasattr(artist, "get_paths") else []
+    return str(np.round(paths[0].vertices, 2).tolist()) if len(paths) else ""
+
+
+def _linestyle(artist) -> str:
+    style = artist.get_linestyle() if hasattr(artist, "get_linestyle") else ""
+    return str(style[0] if isinstance(style, list) and style else style)
+
+
 def _has_data(ax) -> bool:
     return bool(ax.get_lines() or ax.collections or ax.patches or ax.images)
 
@@ -120,7 +134,7 @@ def audit_figure(fig) -> List[str]:
         # 5. tellable colours
         labelled = [h for h in ax.get_lines() + list(ax.collections) if not str(h.get_label()).startswith("_")
                     and getattr(h, "get_array", lambda: None)() is None]  # colour-mapped points carry a colour bar
-        colours = []
+        colours, looks = [], []
         for h in labelled:
             c = h.get_color() if hasattr(h, "get_color") and not hasattr(h, "get_facecolor") else None
             if c is None and hasattr(h, "get_facecolor"):
@@ -128,8 +142,10 @@ def audit_figure(fig) -> List[str]:
                 c = fc[0] if len(fc) else None
             if c is not None:
                 colours.append(mcolors.to_hex(c).lower())
-        if len(set(colours)) < len(colours):
-            problems.append(f"{name}: {len(colours)} labelled series share {len(set(colours))} colour(s): one colour each")
+                looks.append((colours[-1], _marker(h), _linestyle(h)))
+        if len(set(looks)) < len(looks):
+            problems.append(f"{name}: {len(looks)} labelled series share {len(set(looks))} look(s) (colour, marker, "
+                            f"line style): one colour each")
         off_palette = sorted(set(colours) - allowed)
         if off_palette:
             problems.append(f"{name}: colours outside the colour-blind-safe palette: {off_palette}")

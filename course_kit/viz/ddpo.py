@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from course_kit.viz.explorer import Explorer
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
 
 
 def _grid(images: torch.Tensor, ncols: int) -> np.ndarray:
@@ -88,7 +88,7 @@ def share_vs_guidance(weights: Sequence[float], shares: Dict[str, Sequence[float
     ax.set_xlabel("guidance weight w")
     ax.set_ylabel("female share (classifier)")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    legend_below(fig, ax, ncol=2)
     ax.set_title("CFG amplifies the training skew (dashed: data)")
     return fig
 
@@ -108,13 +108,13 @@ def training_curves(runs: Dict[str, dict], target: Optional[float] = None, band:
         axes[0].axhline(target, color=NEUTRAL, ls="--", lw=1)
     if band is not None:
         axes[0].axhspan(0.5 - band, 0.5 + band, color=NEUTRAL, alpha=0.2)
-    axes[0].set_ylabel("female share (evaluation)")
-    axes[1].set_ylabel("mean reward (training batch)")
-    axes[2].set_ylabel("PPO loss")
+    axes[0].set(ylabel="female share (evaluation)", title="share")
+    axes[1].set(ylabel="mean reward (training batch)", title="reward")
+    axes[2].set(ylabel="PPO loss", title="loss")
     for ax in axes:
         ax.set_xlabel("epoch")
     axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=7)
+    legend_below(fig, axes[0])
     return fig
 
 
@@ -133,25 +133,30 @@ def r_balance_coupling(n: int = 8):
     return fig
 
 
-SEED_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9")  # Okabe-Ito: colour-blind safe, one per seed
+SEED_COLOURS = (PALETTE[0], PALETTE[4], PALETTE[2], PALETTE[3], PALETTE[5])  # Okabe-Ito: colour-blind safe, one per seed
 
 
-def per_seed_runs(rows: Sequence[dict], target: float = 0.9):
+TRUST_REGION_STYLES = {"clip": "o-", "truly": "s--", "truly_exact": "^:"}  # one marker and line style per trust region
+TRUST_REGION_NAMES = {"clip": "clip", "truly": "Truly PPO (k1)", "truly_exact": "Truly PPO (exact KL)"}
+
+
+def per_seed_runs(rows: Sequence[dict], target: float = 0.9,
+                  title: str = "R_shift per seed and trust region (dashed: 0.9)"):
     """The training batch's female share per epoch (64 images), one colour per seed, one line style per trust region.
 
     ``rows`` as returned by ``experiments.ddpo.trust_region_seeds``: {"trust_region", "seed", "share", ...}.
     """
-    fig, ax = new_figure(width=5.0)
-    styles = {"clip": "o-", "truly": "s--"}
+    fig, ax = new_figure(width=5.6, height=3.4)
     for r in rows:
-        ax.plot(range(len(r["share"])), r["share"], styles.get(r["trust_region"], "o:"), ms=3,
+        ax.plot(range(len(r["share"])), r["share"], TRUST_REGION_STYLES.get(r["trust_region"], "o-."), ms=3,
                 color=SEED_COLOURS[int(r["seed"]) % len(SEED_COLOURS)], alpha=0.9,
-                label=f"{r['trust_region']} seed {r['seed']}")
+                label=f"{TRUST_REGION_NAMES.get(r['trust_region'], r['trust_region'])}, seed {r['seed']}")
     ax.axhline(target, color=NEUTRAL, ls="--", lw=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("female share (training batch)")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title)
+    legend_below(fig, ax, ncol=3, fontsize=7)
     return fig
 
 
@@ -165,14 +170,16 @@ def hack_seed_panels(rows: Sequence[dict]):
         c = SEED_COLOURS[int(r["seed"]) % len(SEED_COLOURS)]
         for ax, key in zip(axes, ("share", "oracle_share", "none_rate", "zoom")):
             ax.plot(range(len(r[key])), r[key], "o-", ms=3, color=c, label=f"seed {r['seed']}")
-    for ax, title in zip(axes, ("classifier's share", "renderer's share", "None rate", "mean zoom (-1: full figure)")):
+    for ax, title, ylabel in zip(axes, ("classifier's share", "renderer's share", "None rate", "mean zoom (-1: full figure)"),
+                                 ("female share", "female share", "share of images", "zoom latent")):
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
+        ax.set(xlabel="epoch", ylabel=ylabel)
+    legend_below(fig, axes[0])
     return fig
 
 
-def share_curves(runs: Dict[str, Sequence[float]], band: Optional[float] = None, target: Optional[float] = None):
+def share_curves(runs: Dict[str, Sequence[float]], band: Optional[float] = None, target: Optional[float] = None,
+                 title: str = "female share per epoch"):
     """The evaluation's female share per epoch for each labelled run (index 0: before fine-tuning)."""
     fig, ax = new_figure(width=5.0)
     for (label, shares), c in zip(runs.items(), SEED_COLOURS):
@@ -184,7 +191,8 @@ def share_curves(runs: Dict[str, Sequence[float]], band: Optional[float] = None,
     ax.set_xlabel("epoch")
     ax.set_ylabel("female share (evaluation)")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    ax.set_title(title)
+    legend_below(fig, ax, ncol=2)
     return fig
 
 
@@ -201,7 +209,8 @@ def advantage_vs_q(qs: Sequence[float], curves: Dict[str, Sequence[float]]):
     ax.axhline(0.0, color=NEUTRAL, lw=1)
     ax.set_xlabel("female share q of the batch")
     ax.set_ylabel("value for a female-labelled image")
-    ax.legend(fontsize=7)
+    ax.set_title("R_balance's reward and DDPO's advantage")
+    legend_below(fig, ax, ncol=3)
     return fig
 
 
@@ -214,22 +223,36 @@ class DDPOExplorer(Explorer):
     ``update(prompt=..., reward=..., w=...)`` starts a new run for a new prompt or reward (reloads the
     pretrained model), re-evaluates for a new w, and ``update(action="epoch")`` / ``update(action="reset")``
     trains one epoch / reloads. ``state`` holds the epoch, the share per epoch and the None rate.
+
+    The controls that do not train answer at once: before any training the share and None rate of
+    every prompt and w come from the stored table ``data/ddpo_runs/explorer.json``
+    (``python -m course_kit.experiments.ddpo_stored explorer``, ``eval_n`` images each); after each
+    trained epoch every w of the slider is evaluated once (part of the epoch button's seconds); a move
+    then only looks the numbers up and samples ``n_images`` portraits to show.
     """
 
-    def __init__(self, eval_n: int = 128, seed: int = 0):
+    def __init__(self, eval_n: int = 128, seed: int = 0, n_images: int = 8):
         import ipywidgets as W
 
         from course_kit.diffusion.portrait_classifier import load_classifier
+        from course_kit.experiments import ddpo_stored
         from course_kit.experiments.ddpo import GUIDANCE, SHIFT_PROMPT
         from course_kit.worlds import portrait_world as world
 
         super().__init__()
-        self.eval_n, self.seed = eval_n, seed
+        if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= 64:
+            raise ValueError(f"n_images must be an integer in [1, 64], got {n_images!r}")
+        self.eval_n, self.seed, self.n_images = eval_n, seed, n_images
         self.classifier = load_classifier()
+        stored = ddpo_stored.load("explorer")
+        # the pretrained model's numbers per prompt and w, when they were measured as this explorer would
+        self._pretrained = stored["table"] if (stored["eval_n"], stored["seed"]) == (eval_n, seed) else {}
+        self.ws = [float(w) for w in ddpo_stored.EXPLORER_WS]
         self.values = {"prompt": SHIFT_PROMPT, "reward": "shift", "w": GUIDANCE}
         self.observe("prompt", W.Dropdown(options=world.PROMPTS, value=SHIFT_PROMPT, description="prompt"))
         self.observe("reward", W.ToggleButtons(options=["shift", "balance"], value="shift", description="reward"))
-        self.observe("w", W.FloatSlider(value=GUIDANCE, min=0.0, max=5.0, step=0.5, description="CFG w"))
+        self.observe("w", W.FloatSlider(value=GUIDANCE, min=min(self.ws), max=max(self.ws), step=0.5,
+                                        description="CFG w"))
         self.controls["epoch"] = W.Button(description="DDPO epoch", button_style="primary")
         self.controls["reset"] = W.Button(description="reset")
         self.controls["epoch"].on_click(lambda _: self.update(action="epoch"))
@@ -250,11 +273,24 @@ class DDPOExplorer(Explorer):
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
         self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
         self.shares: List[float] = []
-        self._cache: Dict[tuple, Dict[str, Any]] = {}  # (epoch, w) -> evaluation: a w seen before answers at once
+        self._cache: Dict[tuple, Dict[str, float]] = {}  # (epoch, w) -> {"share", "none_rate"} of this run's model
+
+    def _numbers(self, w: float) -> Dict[str, float]:
+        """Share and None rate of the current model at ``w``: stored, cached, or measured now (``eval_n`` images)."""
+        from course_kit.experiments.ddpo import evaluate
+
+        key = (self.trainer.epoch, float(w))
+        if key not in self._cache:
+            stored = self._pretrained.get(self.values["prompt"], {}).get(f"{w:g}") if self.trainer.epoch == 0 else None
+            if stored is None:
+                ev = evaluate(self.model, self.classifier, self.values["prompt"], float(w), n=self.eval_n, seed=self.seed)
+                stored = {"share": ev["share"], "none_rate": ev["none_rate"]}
+            self._cache[key] = stored
+        return self._cache[key]
 
     def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
         """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
-        from course_kit.experiments.ddpo import evaluate
+        from course_kit.diffusion.portrait_diffusion import generate
 
         unknown = set(values) - set(self.values)
         if unknown or action not in (None, "epoch", "reset"):
@@ -269,18 +305,18 @@ class DDPOExplorer(Explorer):
             self.shares = self.shares[:-1]  # the last share is re-measured at the new w
         if action == "epoch":
             self.trainer.train_epoch([self.values["prompt"]])
-        key = (self.trainer.epoch, float(self.values["w"]))
-        if key not in self._cache:
-            self._cache[key] = evaluate(self.model, self.classifier, self.values["prompt"], key[1], n=self.eval_n,
-                                        seed=self.seed)
-        ev = self._cache[key]
+            for w in self.ws:  # every w of the slider once per epoch: later w moves only look up
+                self._numbers(w)
+        ev = self._numbers(float(self.values["w"]))
+        _, images = generate(self.model, [self.values["prompt"]] * self.n_images, w=float(self.values["w"]),
+                             seed=self.seed)  # (n_images, 3, H, W): the portraits on display
         self.shares.append(ev["share"])
         self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
         self.label.value = (f"{self.values['prompt']} | R_{self.values['reward']} | "
                             f"epoch {self.trainer.epoch} | female share {ev['share']:.2f} | None rate "
                             f"{ev['none_rate']:.2f} | shares so far: " + ", ".join(f"{v:.2f}" for v in self.shares))
-        self._draw(ev["images"])
+        self._draw(images)
         return self.state
 
     def _draw(self, images: torch.Tensor) -> None:
@@ -288,13 +324,15 @@ class DDPOExplorer(Explorer):
         if self._fig is None:
             self._fig, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
             self._fig.set_dpi(72)  # a smaller PNG to render and send on every move
-            self._image = ax_img.imshow(_grid(images, 8), interpolation="nearest")
+            self._image = ax_img.imshow(_grid(images, 4), interpolation="nearest")
             ax_img.axis("off")
+            ax_img.set_title("samples at this w", fontsize=9)
+            ax_share.set_title("female share per epoch", fontsize=9)
             (self._line,) = ax_share.plot([], [], "o-", color=ACCENT)
             ax_share.set_ylim(-0.02, 1.02)
             ax_share.set_xlabel("epoch")
             ax_share.set_ylabel("female share")
-        self._image.set_data(_grid(images, 8))
+        self._image.set_data(_grid(images, 4))
         self._line.set_data(range(len(self.shares)), self.shares)
         self._line.axes.set_xlim(-0.5, max(len(self.shares), 2) - 0.5)
         self.show(self._fig)

@@ -72,7 +72,7 @@ def plot_gap(representation: Dict[str, Dict[str, Dict[str, float]]]):
             values = [representation[e][metric][style] for e in encoders]
             ax.bar([k + 0.38 * s for k in range(len(encoders))], values, width=0.36, color=colour, label=style)
         ax.set_xticks([k + 0.19 for k in range(len(encoders))], encoders)
-        ax.set(ylabel=label, ylim=(0, 1.05))
+        ax.set(title=label, xlabel="encoder", ylabel=label, ylim=(0, 1.05))
     axes[0].legend()
     return fig
 
@@ -86,7 +86,7 @@ def plot_routing(stages: Dict[str, Dict[str, object]]):
             values = [figures["slow_lane_rate"][brand], figures["slow_lane_rate_damaged"][brand]]
             ax.bar([k + 0.38 * b for k in range(2)], values, width=0.36, color=colour, label=f"Brand {brand}")
         ax.set_xticks([0.19, 1.19], ["undamaged", "damaged"])
-        ax.set(title=f"router {stage} erasure", ylabel="slow-lane rate", ylim=(0, 1.05))
+        ax.set(title=f"router {stage} erasure", xlabel="parcel", ylabel="slow-lane rate", ylim=(0, 1.05))
     axes[0].legend()
     return fig
 
@@ -98,11 +98,13 @@ def plot_ablation(ablation: Dict[str, Dict[str, float]]):
     y = list(range(len(names)))[::-1]
     axes[0].barh(y, [ablation[n]["probe_accuracy"] for n in names], color=ACCENT)
     axes[0].axvline(0.5, color=NEUTRAL, ls=":", lw=1)
-    axes[0].set(xlabel="brand probe accuracy", xlim=(0.4, 1.0))
+    axes[0].set(title="can a probe read the brand?", xlabel="brand probe accuracy", ylabel="features that follow the brand",
+                xlim=(0.4, 1.0))
     axes[0].set_yticks(y, names)
     axes[1].barh(y, [ablation[n]["routing_gap"] for n in names], color=MINORITY)
-    axes[1].set(xlabel="slow-lane rate A - B (undamaged)")
-    axes[1].set_yticks(y, [""] * len(names))
+    axes[1].set(title="does the router use it?", xlabel="slow-lane rate A - B (undamaged)",
+                ylabel="features that follow the brand")
+    axes[1].set_yticks(y, names)
     return fig
 
 
@@ -129,7 +131,7 @@ class RoutingExplorer(Explorer):
                 self.bars[stage, b] = ax.bar([k + 0.38 * b for k in range(2)], [0, 0], width=0.36, color=colour,
                                              label=f"Brand {name}")
             ax.set_xticks([0.19, 1.19], ["undamaged", "damaged"])
-            ax.set(title=f"router {stage} erasure", ylabel="slow-lane rate", ylim=(0, 1.05))
+            ax.set(title=f"router {stage} erasure", xlabel="parcel", ylabel="slow-lane rate", ylim=(0, 1.05))
         axes[0].legend()
         slider = widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
                                      continuous_update=False, readout_format=".2f")

@@ -67,9 +67,11 @@ def plot_em_degradation(sweep: Dict[float, Dict[str, List[float]]]):
         ax.plot(d["labels_per_user"], d["purity"], "o-", color=colour, label=f"{ratio:g}:1")
         ax.axhline(ratio / (ratio + 1.0), color=colour, ls=":", lw=1)
         bx.plot(d["labels_per_user"], d["ari"], "o-", color=colour, label=f"{ratio:g}:1")
-    for axis, name in ((ax, "cluster purity (dotted: everyone in one cluster)"), (bx, "adjusted Rand index")):
+    for axis, name, ylabel in ((ax, "cluster purity (dotted: everyone in one cluster)", "purity"),
+                               (bx, "adjusted Rand index", "ARI")):
         axis.set_xscale("log")
         axis.set_xlabel("labels per user")
+        axis.set_ylabel(ylabel)
         axis.set_title(name)
         axis.legend(title="majority:minority")
     bx.axhline(0.0, color=NEUTRAL, lw=0.8)

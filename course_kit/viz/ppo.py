@@ -24,10 +24,10 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from course_kit.viz.explorer import Explorer
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
 from course_kit.worlds.preference_world import PreferenceWorld
 
-RUN_COLOURS = [ACCENT, MINORITY, "#9467bd", "#8c564b", MAJORITY]  # one colour per run, in order
+RUN_COLOURS = [ACCENT, MINORITY, PALETTE[3], PALETTE[4], MAJORITY, PALETTE[5]]  # one colour per run, in order (Okabe-Ito)
 
 
 def _sqrt(values: Sequence[float]) -> List[float]:
@@ -140,7 +140,7 @@ def plot_sequence_runs(runs: Sequence) -> object:
     axes[1].set(xlabel="PPO iteration", ylabel="sum of k1 over tokens (nats)", title=r"KL($\pi\,\|\,\pi_{ref}$)")
     axes[2].set(xlabel="PPO iteration", ylabel="nats", title=r"approx_kl ($\pi_{old}\to\pi_{new}$)")
     axes[3].set(xlabel="PPO iteration", ylabel="share of tokens", title="clip_fraction")
-    axes[0].legend(fontsize=7)
+    legend_below(fig, axes[0])
     return fig
 
 

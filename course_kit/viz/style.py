@@ -90,3 +90,12 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     fig.set_layout_engine("constrained")
     return fig, (axes[0, 0] if ncols * nrows == 1 else axes.ravel() if nrows == 1 or ncols == 1 else axes)
+
+
+def legend_below(fig, ax, ncol: int | None = None, **kwargs):
+    """One legend for the whole figure, below its panels (off the data), from the labelled artists of ``ax``.
+
+    Needs the constrained layout of ``new_figure`` (``loc="outside lower center"`` reserves the room).
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 4), **kwargs)

@@ -1,0 +1,167 @@
+"""A test that plays Colab: Colab's package versions, the setup cell's install, every student notebook.
+
+``tests/colab/colab_pins.txt`` lists what Colab's runtime ships (from Colab's published pip freeze,
+dated there). What a student has after the lab's setup cell (``course_kit.home.setup_cell``: it
+installs the base package, keeping what Colab has) is worked out the way pip does it: a Colab package
+is kept when it satisfies every requirement that course-kit and the packages it pulls in place on it,
+and upgraded otherwise. The kept ones are installed into a side folder that goes first on
+``PYTHONPATH``; then every explorer's tests run under it, and every lab's student edition runs top to
+bottom in a kernel that imports from it: no error, and no warning printed to the student.
+
+Skipped, saying so, when the package index cannot be reached.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ROOT / "tests" / "colab" / "colab_pins.txt"
+LABS = sorted(p.name for p in (ROOT / "labs").glob("[0-9][0-9]_*.ipynb"))
+
+
+def colab_pins() -> dict:
+    """{canonical name: (name as written, Version)} from colab_pins.txt."""
+    pins = {}
+    for line in PINS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = (name, Version(version))
+    return pins
+
+
+def requirements_on_installed() -> dict:
+    """{canonical name: [(who requires it, SpecifierSet)]} over course-kit's base dependencies, transitively."""
+    found: dict = {}
+    todo, seen = ["course-kit"], set()
+    while todo:
+        dist = canonicalize_name(todo.pop())
+        if dist in seen:
+            continue
+        seen.add(dist)
+        try:
+            requires = metadata.requires(dist) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra (lab, test, ...) or another platform: not what the setup cell installs
+            name = canonicalize_name(req.name)
+            found.setdefault(name, []).append((dist, req.specifier))
+            todo.append(name)
+    return found
+
+
+def split_pins():
+    """(kept: {name: version}, upgraded: {name: (Colab's version, the requirement it fails)})."""
+    requirements = requirements_on_installed()
+    kept, upgraded = {}, {}
+    for key, (name, version) in colab_pins().items():
+        failing = [f"{who} needs {name}{spec}" for who, spec in requirements.get(key, []) if not spec.contains(version, prereleases=True)]
+        if failing:
+            upgraded[name] = (str(version), failing[0])
+        else:
+            kept[name] = str(version)
+    return kept, upgraded
+
+
+def test_the_pins_are_dated_and_say_how_to_refresh():
+    text = PINS.read_text()
+    assert re.search(r"20\d\d-\d\d-\d\d", text) and "To refresh" in text and "googlecolab/backend-info" in text
+    names = set(colab_pins())
+    for needed in ("ipywidgets", "ipykernel", "matplotlib", "numpy", "transformers", "diffusers"):
+        assert canonicalize_name(needed) in names
+
+
+def test_pip_keeps_what_satisfies_and_upgrades_the_rest():
+    """The split itself, on what we know of our requirements: trl needs a newer datasets than Colab's."""
+    kept, upgraded = split_pins()
+    assert kept["ipywidgets"] == "7.7.1" and kept["matplotlib"] == "3.10.0"
+    trl_datasets = [Requirement(r) for r in metadata.requires("trl") if r.startswith("datasets")]
+    if trl_datasets and not trl_datasets[0].specifier.contains(colab_pins()["datasets"][1]):
+        assert "datasets" in upgraded
+
+
+@pytest.fixture(scope="module")
+def colab_side(tmp_path_factory):
+    kept, upgraded = split_pins()
+    target = tmp_path_factory.mktemp("colab-runtime")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                           "--target", str(target), *[f"{n}=={v}" for n, v in kept.items()]],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"could not install Colab's packages ({done.stderr.strip().splitlines()[-1:]})")
+    print("Colab's versions kept:", kept)
+    print("upgraded by the setup cell's install:", upgraded)
+    return target, kept
+
+
+def _env(side: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(side), str(ROOT)]), OMP_NUM_THREADS="1",
+               PYTHONWARNINGS="default", HF_HUB_OFFLINE="1")
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+def test_the_side_folder_is_colabs(colab_side):
+    side, kept = colab_side
+    code = "import ipywidgets, IPython, ipykernel, matplotlib, numpy; print(ipywidgets.__version__, IPython.__version__, ipykernel.__version__, matplotlib.__version__, numpy.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], env=_env(side), capture_output=True, text=True, check=True).stdout.split()
+    assert out == [kept["ipywidgets"], kept["ipython"], kept["ipykernel"], kept["matplotlib"], kept["numpy"]], out
+
+
+@pytest.mark.slow
+def test_every_explorer_works_with_colabs_packages(colab_side):
+    side, _ = colab_side
+    viz_tests = sorted(str(p) for p in (ROOT / "tests").glob("test_*_viz.py"))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *viz_tests],
+                          env=_env(side), capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, f"explorers under Colab's packages:\n{done.stdout[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def student_edition(tmp_path_factory):
+    from course_kit.editions import write_student_edition
+
+    root = tmp_path_factory.mktemp("student-colab")
+    write_student_edition(root, force=True)
+    return root
+
+
+RUNNER = r'''
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+path = sys.argv[1]
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+printed = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+           if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+print(json.dumps({"stderr": printed}))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_every_student_notebook_runs_on_colabs_packages(lab, colab_side, student_edition):
+    """Run All of the student edition in a kernel whose imports come from Colab's versions (the side folder first)."""
+    import json
+
+    side, _ = colab_side
+    done = subprocess.run([sys.executable, "-c", RUNNER, str(student_edition / lab), str(student_edition)],
+                          env=_env(side), capture_output=True, text=True, cwd=student_edition, timeout=900)
+    assert done.returncode == 0, f"{lab} under Colab's packages:\n{done.stderr[-4000:]}"
+    stderr = json.loads(done.stdout.strip().splitlines()[-1])["stderr"]
+    assert not stderr, f"{lab}: printed to the student's screen under Colab's packages: {stderr[:3]}"
