@@ -46,7 +46,7 @@ lab: setup
 
 test: setup-test
 	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope --ignore=tests/browser
-	$(BIN)/python -m pytest tests/browser -q -rs
+	$(BIN)/python -m pytest tests/browser -q -rs -n 2 --dist load
 
 student-edition: setup-test
 	$(BIN)/course-kit student-edition student --force

@@ -51,26 +51,40 @@ def _allowed_colours():
     return allowed
 
 
-def _data_points(ax, data_only: bool = False) -> np.ndarray:
+def _data_points(ax) -> np.ndarray:
     """Display coordinates of the plotted points of ``ax`` (lines and scatter collections).
 
-    Each artist's own transform is used (an ``axhline`` spans the axes, not its data); with
-    ``data_only`` only artists drawn in data coordinates count (reference lines do not set limits).
+    Each artist's own transform is used (an ``axhline`` spans the axes, not its data).
     """
     pts = []
     for line in ax.get_lines():
         xy = np.asarray(line.get_xydata(), dtype=float)
-        if data_only and line.get_transform() != ax.transData:
-            continue
         if len(xy) and line.get_visible():
             pts.append(line.get_transform().transform(xy[np.isfinite(xy).all(axis=1)]))
     for coll in ax.collections:
         offsets = np.asarray(coll.get_offsets(), dtype=float) if hasattr(coll, "get_offsets") else np.empty((0, 2))
-        if data_only and coll.get_offset_transform() != ax.transData:
-            continue
         if len(offsets) and coll.get_visible():
             pts.append(coll.get_offset_transform().transform(offsets[np.isfinite(offsets).all(axis=1)]))
     return np.concatenate(pts) if pts else np.empty((0, 2))
+
+
+def _data_values(ax, axis: int) -> np.ndarray:
+    """The data coordinates along ``axis`` (0: x, 1: y) of what ``ax`` plots: lines and scatter points in data
+    coordinates, and reference lines drawn at a data value on that axis (``axhline`` for y, ``axvline`` for x)."""
+    reference = ax.get_xaxis_transform(which="grid") if axis == 0 else ax.get_yaxis_transform(which="grid")
+    values = []
+    for line in ax.get_lines():
+        if not line.get_visible():
+            continue
+        transform = line.get_transform()
+        if transform is ax.transData or transform is reference:  # identity: Transform.__eq__ is too lenient
+            xy = np.asarray(line.get_xydata(), dtype=float)
+            values.append(xy[:, axis])
+    for coll in ax.collections:
+        if coll.get_visible() and hasattr(coll, "get_offsets") and coll.get_offset_transform() is ax.transData:
+            values.append(np.asarray(coll.get_offsets(), dtype=float)[:, axis])
+    out = np.concatenate(values) if values else np.empty(0)
+    return out[np.isfinite(out)]
 
 
 def _marker(artist) -> str:
@@ -149,14 +163,13 @@ def audit_figure(fig) -> List[str]:
         off_palette = sorted(set(colours) - allowed)
         if off_palette:
             problems.append(f"{name}: colours outside the colour-blind-safe palette: {off_palette}")
-        # 6. limits that follow the data
-        in_data = _data_points(ax, data_only=True)
-        if len(in_data) >= 2 and not ax.images:
-            data = ax.transData.inverted().transform(in_data)
+        # 6. limits that follow the data (a reference line counts on the axis it is drawn at: axhline's y)
+        if not ax.images:
             for axis, lim, scale in ((0, ax.get_xlim(), ax.get_xscale()), (1, ax.get_ylim(), ax.get_yscale())):
-                if scale != "linear":
+                values = _data_values(ax, axis)
+                if scale != "linear" or len(values) < 2:
                     continue
-                span = float(np.ptp(data[:, axis]))
+                span = float(np.ptp(values))
                 width = abs(lim[1] - lim[0])
                 if span > 0 and width > 0 and span / width < MIN_DATA_SPAN:
                     problems.append(f"{name}: the data span {span / width:.0%} of the {'xy'[axis]} range (limits too wide)")

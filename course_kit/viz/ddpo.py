@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from course_kit.viz.explorer import Explorer
+from course_kit.viz.audit import contrast_ratio
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
 
 
@@ -62,12 +63,12 @@ def confusion_panels(matrices: Dict[str, np.ndarray]):
     axes = np.atleast_1d(axes)
     names = ["female", "male", "None"]
     for ax, (title, m) in zip(axes, matrices.items()):
-        ax.imshow(m, cmap="Blues")
-        dark = m > 0.5 * max(float(np.max(m)), 1.0)  # cells the colour map draws dark: white text there
+        image = ax.imshow(m, cmap="Blues")
         for i in range(3):
             for j in range(3):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if dark[i, j] else "black",
-                        fontsize=9)
+                cell = image.to_rgba(m[i, j])  # the colour drawn under the number: black or white, whichever reads better
+                text = "black" if contrast_ratio("black", cell) >= contrast_ratio("white", cell) else "white"
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", color=text, fontsize=9)
         ax.set_xticks(range(3), names)
         ax.set_yticks(range(3), names)
         ax.set_xlabel("classifier")

@@ -21,7 +21,7 @@ from course_kit.preference import dpo_exact
 from course_kit.preference.dpo import gradient_weight_of_margin
 from course_kit.worlds import preference_world as pw
 from course_kit.viz.explorer import Explorer, canvas_png
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, legend_below, new_figure
 
 
 def plot_gradient_weight(ax, betas: Sequence[float] = (0.1, 0.3, 1.0), lo: float = -10.0, hi: float = 40.0,
@@ -68,7 +68,7 @@ def plot_lm_metrics(ax, rows: Dict[str, Dict[str, float]],
         ax.bar(xs, [metrics[k] for k in keys], width=width, color=colours[i % len(colours)], label=name)
     ax.set_xticks(range(len(keys)), [LABELS.get(k, k) for k in keys])
     ax.set_ylim(0, 1.05)
-    ax.set_title("scene LM before / after DPO")
+    ax.set(title="scene LM before / after DPO", xlabel="metric (share of answers or captions)", ylabel="rate")
     ax.legend()
 
 
@@ -80,6 +80,7 @@ def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]], before: Dict[str
     axes[0].set_xlabel("β")
     axes[0].set_ylabel("KL(π_θ || π_ref) per prompt [nats]")
     axes[0].set_title("larger β: the policy stays closer to π_ref")
+    axes[1].set_title("what the model says, against β")
     axes[1].plot(betas, [r["chair"] for r in sweep], "o-", color=MINORITY, label="CHAIR_i")
     axes[1].plot(betas, [r["sycophancy"] for r in sweep], "s-", color=MAJORITY, label="sycophancy")
     if "malformed" in sweep[0]:
@@ -91,7 +92,7 @@ def plot_beta_tradeoff(axes, sweep: Sequence[Dict[str, float]], before: Dict[str
     axes[1].set_xlabel("β")
     axes[1].set_ylabel("rate after DPO")
     axes[1].set_ylim(0, 1)
-    axes[1].legend()
+    legend_below(axes[1].figure, axes[1], ncol=3)
 
 
 def plot_dpo_training(ax, history: Dict[str, Sequence[float]], label: str = "ours") -> None:
@@ -100,8 +101,9 @@ def plot_dpo_training(ax, history: Dict[str, Sequence[float]], label: str = "our
     ax.plot(steps, history["loss"], color=ACCENT, label=f"loss ({label})")
     if "weight" in history:
         ax.plot(steps, history["weight"], color=MINORITY, ls="--", label="mean σ(r̂_l − r̂_w)")
-    ax.axhline(math.log(2.0), color=NEUTRAL, lw=0.8, ls=":")
+    ax.axhline(math.log(2.0), color=NEUTRAL, lw=0.8, ls=":", label="log 2: the loss at the start (π_θ = π_ref)")
     ax.set_xlabel("step")
+    ax.set_ylabel("loss, weight")
     ax.set_title("DPO training")
     ax.legend()
 

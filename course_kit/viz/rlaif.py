@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from course_kit.viz.explorer import Explorer
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, legend_below
 
 
 def plot_teacher(ax, per_principle: Dict[str, Dict[str, float]]) -> None:
@@ -32,6 +32,7 @@ def plot_teacher(ax, per_principle: Dict[str, Dict[str, float]]) -> None:
     ax.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.05)
+    ax.set_xlabel("principle the teacher judges by")
     ax.set_ylabel("share of pairs")
     ax.set_title("the teacher, one principle at a time")
     ax.legend(loc="lower left")
@@ -45,7 +46,7 @@ def plot_swap(ax, report: Dict[str, float]) -> None:
     ax.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
     ax.set_xticks(x, ["one order", f"both orders agree\n({report['kept']:.0%} kept)"])
     ax.set_ylim(0, 1.05)
-    ax.set_title("asking both orders")
+    ax.set(xlabel="labels", ylabel="share of pairs", title="asking both orders")
     ax.legend(loc="lower right")
 
 
@@ -58,7 +59,7 @@ def plot_runs(axes: Sequence, before: Dict[str, float], after: Dict[str, Dict[st
         ax.bar(np.arange(len(names)), [after[n][metric] for n in names], color=colours)
         ax.axhline(before[metric], color=NEUTRAL, ls="--", lw=1, label="SFT (before DPO)")
         ax.set_xticks(np.arange(len(names)), names, rotation=35, ha="right")
-        ax.set_title(metric)
+        ax.set(title=metric, xlabel="labels DPO trained on", ylabel=f"{metric} rate")
     axes[0].legend(loc="upper left")
 
 
@@ -78,8 +79,8 @@ def plot_seeds(axes: Sequence, stored: Dict[int, Dict[str, object]],
                        color=colours[k % len(colours)], label=f"seed {seed}")
             ax.axhline(figures["before"][metric], color=colours[k % len(colours)], ls="--", lw=0.8)
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
-        ax.set_title(f"{metric} (dashed: SFT)")
-    axes[0].legend(loc="upper left", fontsize=8)
+        ax.set(title=f"{metric} (dashed: SFT)", xlabel="labels DPO trained on", ylabel=f"{metric} rate")
+    legend_below(axes[0].figure, axes[0], ncol=len(seeds), fontsize=8)
 
 
 class ConstitutionExplorer(Explorer):
@@ -115,11 +116,11 @@ class ConstitutionExplorer(Explorer):
         self.bars_l = ax_l.bar(["agrees\nwith human", "picks\nthe first", "kept"], [0, 0, 0], color=[MAJORITY, MINORITY, NEUTRAL])
         ax_l.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
         ax_l.set_ylim(0, 1.05)
-        ax_l.set_title("the labels")
+        ax_l.set(title="the labels", xlabel="over all pairs", ylabel="share of pairs")
         self.kinds = ("hallucination", "coverage", "sycophancy")
         self.bars_r = ax_r.bar(self.kinds, [0, 0, 0], color=ACCENT)
         ax_r.set_ylim(0, 1.05)
-        ax_r.set_title("error rate by kind of pair")
+        ax_r.set(title="error rate by kind of pair", xlabel="kind of pair", ylabel="share labelled wrongly")
         ax_r.tick_params(axis="x", labelrotation=20)
         self.widget = widgets.VBox([widgets.HBox([self.controls[n] for n in rlaif.PRINCIPLES]),
                                     widgets.HBox([self.controls["combine"], self.controls["swap_filter"]]),

@@ -39,7 +39,8 @@ def student_labs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def lab_server(chromium_path, student_labs):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with jupyter_lab(student_labs, ARTIFACTS / "jupyterlab.log") as server:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # make test runs the suite on two workers, each its own server
+    with jupyter_lab(student_labs, ARTIFACTS / f"jupyterlab{'-' + worker if worker else ''}.log") as server:
         yield server
 
 

@@ -28,10 +28,18 @@ LATENCY = []  # one move per control: written to runs/browser/latency.json (scri
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _write_latency():
+def _write_latency(testrun_uid):
+    """Each worker adds its moves to latency.json; moves of an earlier run are dropped."""
+    from filelock import FileLock
+
     yield
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "latency.json").write_text(json.dumps(LATENCY, indent=1))
+    path = ARTIFACTS / "latency.json"
+    with FileLock(str(path) + ".lock"):
+        earlier = json.loads(path.read_text()) if path.exists() else []
+        mine = [dict(m, run=testrun_uid) for m in LATENCY]
+        kept = [m for m in earlier if isinstance(m, dict) and m.get("run") == testrun_uid]
+        path.write_text(json.dumps(sorted(kept + mine, key=lambda m: (m["lab"], m["control"])), indent=1))
 
 
 @pytest.mark.parametrize("lab", LABS)
