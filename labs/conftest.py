@@ -8,8 +8,9 @@
   run amplifies that, so stored and fresh runs use the same. ``make test`` runs two kernels at once.
 - No ``MPLBACKEND`` in the kernel's environment: with e.g. ``MPLBACKEND=Agg`` exported, figures
   would not be displayed inline and every plotting cell would miss its stored ``<Figure ...>``.
-- With ``COURSE_KIT_FIGURE_AUDIT=1`` in the environment every figure a cell shows is audited for
-  legibility (``course_kit.viz.style.install_figure_audit``): a problem prints a line, and nbval fails on it.
+- Every figure a cell shows is audited for legibility (``COURSE_KIT_FIGURE_AUDIT=1`` reaches the
+  kernel; ``course_kit.viz.style.install_figure_audit``): a problem prints a line no stored output
+  has, and nbval fails on that cell, naming the problem.
 - stderr is not compared: what a library logs there is not part of a lab's result. Everything a
   lab teaches is printed to stdout or drawn, and that is compared strictly.
 """
@@ -17,8 +18,7 @@
 import os
 
 os.environ["COURSE_KIT_PROGRESS"] = "0"
-# COURSE_KIT_FIGURE_AUDIT=1 pytest --nbval labs/ runs every figure a lab shows through course_kit.viz.audit
-# (opt-in: the labs' figures do not all pass it yet; the issue note lists what it finds)
+os.environ["COURSE_KIT_FIGURE_AUDIT"] = "1"  # every figure a lab shows goes through course_kit.viz.audit
 os.environ["PYTHONWARNINGS"] = "ignore"
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.pop("MPLBACKEND", None)

@@ -30,10 +30,8 @@ def rewrite_weights():
 @pytest.fixture(autouse=True)
 def figure_audit(request):
     """Every figure a viz test draws goes through the legibility audit (course_kit.viz.audit)."""
-    import os
-
-    if not request.module.__name__.endswith("_viz") or os.environ.get("COURSE_KIT_FIGURE_AUDIT") != "1":
-        yield  # opt-in (COURSE_KIT_FIGURE_AUDIT=1) until every figure passes; tests/test_figure_audit.py tests the audit
+    if not request.module.__name__.endswith("_viz"):
+        yield  # tests/test_figure_audit.py tests the audit itself
         return
     import matplotlib
 

@@ -41,8 +41,12 @@ def colab_pins() -> dict:
     return pins
 
 
-def requirements_on_installed() -> dict:
-    """{canonical name: [(who requires it, SpecifierSet)]} over course-kit's base dependencies, transitively."""
+def requirements_from_new_installs(colab: set) -> dict:
+    """{canonical name: [(who requires it, SpecifierSet)]}: what the setup cell's install asks for.
+
+    Walks course-kit's base dependencies transitively, through the packages the install brings in
+    (``trl``, ``fairlearn``, ...) but not into the packages in ``colab``: those stay Colab's, and Colab's
+    versions agree with each other (their own requirements are Colab's business)."""
     found: dict = {}
     todo, seen = ["course-kit"], set()
     while todo:
@@ -60,21 +64,32 @@ def requirements_on_installed() -> dict:
                 continue  # an extra (lab, test, ...) or another platform: not what the setup cell installs
             name = canonicalize_name(req.name)
             found.setdefault(name, []).append((dist, req.specifier))
-            todo.append(name)
+            if name not in colab:
+                todo.append(name)
     return found
 
 
 def split_pins():
-    """(kept: {name: version}, upgraded: {name: (Colab's version, the requirement it fails)})."""
-    requirements = requirements_on_installed()
-    kept, upgraded = {}, {}
-    for key, (name, version) in colab_pins().items():
-        failing = [f"{who} needs {name}{spec}" for who, spec in requirements.get(key, []) if not spec.contains(version, prereleases=True)]
-        if failing:
-            upgraded[name] = (str(version), failing[0])
-        else:
-            kept[name] = str(version)
-    return kept, upgraded
+    """(kept: {name: version}, upgraded: {name: (Colab's version, the requirement it fails)}), as pip decides:
+    a Colab package is upgraded when a package the install brings in needs another version; an upgraded
+    package is then ours, and its own requirements count too (repeated until nothing changes)."""
+    pins = colab_pins()
+    kept_keys, upgraded = set(pins), {}
+    while True:
+        requirements = requirements_from_new_installs(kept_keys)
+        newly = {}
+        for key in sorted(kept_keys):
+            name, version = pins[key]
+            failing = [f"{who} needs {name}{spec}" for who, spec in requirements.get(key, [])
+                       if not spec.contains(version, prereleases=True)]
+            if failing:
+                newly[key] = (name, str(version), failing[0])
+        if not newly:
+            break
+        for key, (name, version, why) in newly.items():
+            kept_keys.discard(key)
+            upgraded[name] = (version, why)
+    return {pins[k][0]: str(pins[k][1]) for k in pins if k in kept_keys}, upgraded
 
 
 def test_the_pins_are_dated_and_say_how_to_refresh():
@@ -94,13 +109,39 @@ def test_pip_keeps_what_satisfies_and_upgrades_the_rest():
         assert "datasets" in upgraded
 
 
+def missing_requirements(side: Path) -> list:
+    """What the packages in ``side`` need that neither ``side`` nor this environment satisfies (IPython 7 needs
+    ``decorator``, which IPython 9 does not)."""
+    inside = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions(path=[str(side)])}
+    ours = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    missing = set()
+    for dist in inside.values():
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            name = canonicalize_name(req.name)
+            if name in inside or (name in ours and req.specifier.contains(ours[name], prereleases=True)):
+                continue
+            missing.add(str(req).split(";")[0])
+    return sorted(missing)
+
+
+def _pip_target(target: Path, requirements) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                           "--target", str(target), *requirements], capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def colab_side(tmp_path_factory):
     kept, upgraded = split_pins()
     target = tmp_path_factory.mktemp("colab-runtime")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                           "--target", str(target), *[f"{n}=={v}" for n, v in kept.items()]],
-                          capture_output=True, text=True)
+    done = _pip_target(target, [f"{n}=={v}" for n, v in kept.items()])
+    for _ in range(5):  # then what Colab's versions need beyond ours, as pip would bring them
+        missing = missing_requirements(target) if done.returncode == 0 else []
+        if not missing:
+            break
+        done = _pip_target(target, missing)
     if done.returncode != 0:
         pytest.skip(f"could not install Colab's packages ({done.stderr.strip().splitlines()[-1:]})")
     print("Colab's versions kept:", kept)
@@ -109,9 +150,9 @@ def colab_side(tmp_path_factory):
 
 
 def _env(side: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(side), str(ROOT)]), OMP_NUM_THREADS="1",
-               PYTHONWARNINGS="default", HF_HUB_OFFLINE="1")
-    env.pop("MPLBACKEND", None)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(side), str(ROOT)]), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    for name in ("MPLBACKEND", "PYTHONWARNINGS"):  # the kernel's own warning filters, as on Colab
+        env.pop(name, None)
     return env
 
 
