@@ -29,7 +29,7 @@ import random
 import sys
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional, TypeVar
+from typing import Dict, Iterable, Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -103,6 +103,20 @@ def disable_hub_telemetry() -> None:
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None and os.environ["HF_HUB_DISABLE_TELEMETRY"].strip().upper() in ("1", "ON", "YES", "TRUE"):
         constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
+def no_activation_checkpointing(args_class) -> Dict[str, bool]:
+    """The keyword that turns activation checkpointing off in a transformers ``TrainingArguments`` subclass
+    (TRL's ``DPOConfig``, ``RewardConfig``).
+
+    Newer transformers call it ``activation_checkpointing`` (``gradient_checkpointing`` is then a deprecated
+    alias that warns on every run); older ones, such as the one Colab ships (5.15), know only
+    ``gradient_checkpointing`` and refuse the new name. ``tests/test_colab_runtime.py`` found it.
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(args_class)}
+    return {"activation_checkpointing": False} if "activation_checkpointing" in names else {"gradient_checkpointing": False}
 
 
 def set_progress(enabled: Optional[bool]) -> None:

@@ -36,7 +36,7 @@ import torch
 
 from course_kit.worlds import scene_lm as lm
 from course_kit.preference.dpo import dpo_gradient_weight, dpo_loss
-from course_kit.runtime import check_seed, disable_hub_telemetry, progress
+from course_kit.runtime import check_seed, disable_hub_telemetry, no_activation_checkpointing, progress
 
 
 @dataclass
@@ -63,11 +63,31 @@ class DPOTrainConfig:
 
 @contextlib.contextmanager
 def quiet_trl_deprecations():
-    """Hide the FutureWarnings TRL 1.16 triggers in transformers 5 on every step (``is_gradient_checkpointing``,
-    ``gradient_checkpointing`` are deprecated aliases); nothing a student can act on."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*`?(is_)?gradient_checkpointing`? is deprecated", category=FutureWarning)
-        yield
+    """Hide what TRL's trainer makes transformers say that a student can act on in no way: the FutureWarnings
+    TRL 1.16 triggers in transformers 5 on every step (``is_gradient_checkpointing``, ``gradient_checkpointing``
+    are deprecated aliases), and, in the transformers Colab ships (5.15), the logged note that the model's
+    PAD/BOS/EOS ids were aligned with the tokenizer's (our tokenizer has no BOS; generation always gets a
+    prompt, so nothing changes). Warnings and errors of any other kind still show."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    class AlignedTokensNote(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "PAD/BOS/EOS tokens that differ" not in record.getMessage()
+
+    note = AlignedTokensNote()
+    root = hf_logging.get_logger()  # transformers' library logger: its handler prints every submodule's records
+    targets = [root, *root.handlers]
+    for target in targets:
+        target.addFilter(note)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*`?(is_)?gradient_checkpointing`? is deprecated", category=FutureWarning)
+            yield
+    finally:
+        for target in targets:
+            target.removeFilter(note)
 
 
 def _columns(pairs) -> tuple:
@@ -149,7 +169,8 @@ def make_trl_trainer(policy, ref, tokenizer, pairs, cfg: Optional[DPOTrainConfig
         warmup_steps=0, weight_decay=0.0, loss_type=["sigmoid"], seed=cfg.seed, data_seed=cfg.seed, report_to="none",
         logging_steps=1, save_strategy="no", use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
         max_length=lm.LMConfig.n_positions, precompute_ref_log_probs=False,
-        bf16=False, fp16=False, activation_checkpointing=False,  # not TRL's defaults: bf16 autocast is ~10x slower on CPU
+        bf16=False, fp16=False,  # not TRL's defaults: bf16 autocast is ~10x slower on CPU
+        **no_activation_checkpointing(DPOConfig),
     )
     with quiet_trl_deprecations():
         trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=pairs, processing_class=tokenizer)

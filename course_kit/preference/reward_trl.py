@@ -42,7 +42,8 @@ import torch  # noqa: E402
 
 from course_kit.checkpoint_io import load_hf_checkpoint  # noqa: E402
 from course_kit.preference.bradley_terry import pair_accuracy  # noqa: E402
-from course_kit.runtime import DATA_DIR, check_seed, disable_hub_telemetry, get_device, seed_everything  # noqa: E402
+from course_kit.runtime import (DATA_DIR, check_seed, disable_hub_telemetry, get_device,  # noqa: E402
+                                no_activation_checkpointing, seed_everything)
 
 DEFAULT_PATH = DATA_DIR / "scene_reward_model"
 
@@ -162,9 +163,10 @@ def train_with_trl(model, tokenizer, train_dataset, cfg: Optional[SceneRewardCon
             logging_steps=max(cfg.n_steps // 6, 1), disable_tqdm=not progress_enabled(), push_to_hub=False,
             use_cpu=get_device().type == "cpu", dataloader_num_workers=0,
             # RewardConfig turns activation checkpointing on through the deprecated `gradient_checkpointing`
-            # (a FutureWarning on every run); the new name, set explicitly, silences it at its source. The
-            # 1-layer model needs no checkpointing, and recomputing activations changes no number.
-            activation_checkpointing=False,
+            # (a FutureWarning on every run); the new name, set explicitly, silences it at its source (the old
+            # name where transformers has no new one, as on Colab). The 1-layer model needs no checkpointing,
+            # and recomputing activations changes no number.
+            **no_activation_checkpointing(RewardConfig),
         )
         trainer = RewardTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer)
         if not progress_enabled():  # the printer callback writes timings to stdout (not reproducible)

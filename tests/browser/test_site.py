@@ -3,7 +3,6 @@ figure image is present, every formula renders, every internal link resolves (th
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import threading
