@@ -194,15 +194,27 @@ print(json.dumps({"stderr": printed}))
 '''
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS)
-def test_every_student_notebook_runs_on_colabs_packages(lab, colab_side, student_edition):
+def _run_on_colabs_packages(lab, side: Path, student_edition: Path) -> None:
     """Run All of the student edition in a kernel whose imports come from Colab's versions (the side folder first)."""
     import json
 
-    side, _ = colab_side
     done = subprocess.run([sys.executable, "-c", RUNNER, str(student_edition / lab), str(student_edition)],
                           env=_env(side), capture_output=True, text=True, cwd=student_edition, timeout=900)
     assert done.returncode == 0, f"{lab} under Colab's packages:\n{done.stderr[-4000:]}"
     stderr = json.loads(done.stdout.strip().splitlines()[-1])["stderr"]
     assert not stderr, f"{lab}: printed to the student's screen under Colab's packages: {stderr[:3]}"
+
+
+# Two classes, so that `make test` (pytest-xdist, --dist loadscope) runs the two halves on its two workers.
+@pytest.mark.slow
+class TestEveryStudentNotebookRunsOnColabsPackages:
+    @pytest.mark.parametrize("lab", LABS[: len(LABS) // 2])
+    def test_first_half(self, lab, colab_side, student_edition):
+        _run_on_colabs_packages(lab, colab_side[0], student_edition)
+
+
+@pytest.mark.slow
+class TestEveryStudentNotebookRunsOnColabsPackagesSecondHalf:
+    @pytest.mark.parametrize("lab", LABS[len(LABS) // 2:])
+    def test_second_half(self, lab, colab_side, student_edition):
+        _run_on_colabs_packages(lab, colab_side[0], student_edition)

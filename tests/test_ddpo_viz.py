@@ -38,8 +38,11 @@ def test_per_seed_runs_labels_the_training_batch_share():
 
 
 def test_explorer_interface_step_reset_and_controls():
+    from course_kit.viz.audit import audit_figure
+
     ex = DDPOExplorer(eval_n=64)
     assert isinstance(ex, Explorer) and ex.widget is not None and ex.figure is not None
+    assert audit_figure(ex.figure) == [] and ex.png.startswith(b"\x89PNG")
     assert ex.state["epoch"] == 0 and len(ex.state["shares"]) == 1
     start = ex.state["share"]
     ex.controls["epoch"].click()

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from course_kit.viz.explorer import Explorer
+from course_kit.viz.explorer import Explorer, canvas_png
 from course_kit.viz.audit import contrast_ratio
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
 
@@ -232,6 +232,8 @@ class DDPOExplorer(Explorer):
     then only looks the numbers up and samples ``n_images`` portraits to show.
     """
 
+    EPOCH_AXIS = 10  # epochs the share axis shows before it widens
+
     def __init__(self, eval_n: int = 128, seed: int = 0, n_images: int = 8):
         import ipywidgets as W
 
@@ -292,6 +294,7 @@ class DDPOExplorer(Explorer):
     def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
         """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
         from course_kit.diffusion.portrait_diffusion import generate
+        from course_kit.runtime import single_thread
 
         unknown = set(values) - set(self.values)
         if unknown or action not in (None, "epoch", "reset"):
@@ -308,9 +311,10 @@ class DDPOExplorer(Explorer):
             self.trainer.train_epoch([self.values["prompt"]])
             for w in self.ws:  # every w of the slider once per epoch: later w moves only look up
                 self._numbers(w)
-        ev = self._numbers(float(self.values["w"]))
-        _, images = generate(self.model, [self.values["prompt"]] * self.n_images, w=float(self.values["w"]),
-                             seed=self.seed)  # (n_images, 3, H, W): the portraits on display
+        with single_thread():  # tiny tensors: a second thread only waits on the first (and on the browser)
+            ev = self._numbers(float(self.values["w"]))
+            _, images = generate(self.model, [self.values["prompt"]] * self.n_images, w=float(self.values["w"]),
+                                 seed=self.seed)  # (n_images, 3, H, W): the portraits on display
         self.shares.append(ev["share"])
         self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
@@ -321,7 +325,17 @@ class DDPOExplorer(Explorer):
         return self.state
 
     def _draw(self, images: torch.Tensor) -> None:
-        """Reuse one figure: new pixels for the grid, new points for the share curve."""
+        """Reuse one figure: new pixels for the grid, new points for the share curve; encode it fast.
+
+        The figure has its own Agg canvas and a layout fixed after the first draw. A move redraws only
+        the portraits and the share curve over a stored background (blitting) and sends the canvas as a
+        PNG (``canvas_png``): a full draw of the figure, or IPython rendering it with a tight bounding box,
+        took most of a move's time. The epoch axis is fixed (``EPOCH_AXIS`` epochs, doubled when a run
+        goes past it, which redraws everything once).
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         if self._fig is None:
             self._fig, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
             self._fig.set_dpi(72)  # a smaller PNG to render and send on every move
@@ -331,9 +345,31 @@ class DDPOExplorer(Explorer):
             ax_share.set_title("female share per epoch", fontsize=9)
             (self._line,) = ax_share.plot([], [], "o-", color=ACCENT)
             ax_share.set_ylim(-0.02, 1.02)
+            ax_share.set_xlim(-0.5, self.EPOCH_AXIS + 0.5)
             ax_share.set_xlabel("epoch")
             ax_share.set_ylabel("female share")
+            plt.close(self._fig)  # drawn here, never by the notebook's inline backend
+            FigureCanvasAgg(self._fig)
+            self._fig.canvas.draw()  # the constrained layout, once
+            self._fig.set_layout_engine("none")
+            self._background = None
+        ax_share = self._line.axes
+        if len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5:  # a run past the axis: a wider one, drawn anew
+            ax_share.set_xlim(-0.5, 2 * (len(self.shares) - 1) + 0.5)
+            self._background = None
+        canvas = self._fig.canvas
+        if self._background is None:  # everything but the moving artists, drawn once
+            self._image.set_visible(False)
+            self._line.set_visible(False)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self._fig.bbox)
+            self._image.set_visible(True)
+            self._line.set_visible(True)
         self._image.set_data(_grid(images, 4))
         self._line.set_data(range(len(self.shares)), self.shares)
-        self._line.axes.set_xlim(-0.5, max(len(self.shares), 2) - 0.5)
-        self.show(self._fig)
+        canvas.restore_region(self._background)
+        self._image.axes.draw_artist(self._image)
+        ax_share.draw_artist(self._line)
+        self.figure = self._fig
+        self.png = canvas_png(canvas)  # the image on display, readable by tests
+        self.show_png(self.png)
