@@ -254,7 +254,7 @@ class DDPOExplorer(Explorer):
         self.values = {"prompt": SHIFT_PROMPT, "reward": "shift", "w": GUIDANCE}
         self.observe("prompt", W.Dropdown(options=world.PROMPTS, value=SHIFT_PROMPT, description="prompt"))
         self.observe("reward", W.ToggleButtons(options=["shift", "balance"], value="shift", description="reward"))
-        self.observe("w", W.FloatSlider(value=GUIDANCE, min=min(self.ws), max=max(self.ws), step=0.5,
+        self.observe("w", W.FloatSlider(value=GUIDANCE, min=min(self.ws), max=max(self.ws), step=0.5, continuous_update=False,
                                         description="CFG w"))
         self.controls["epoch"] = W.Button(description="DDPO epoch", button_style="primary")
         self.controls["reset"] = W.Button(description="reset")
