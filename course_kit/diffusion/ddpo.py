@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from course_kit.diffusion.ddim_logprob import (DiffusionPolicy, Rollout, ddim_mean_std, ddim_step_with_logprob, per_sample,
+from course_kit.diffusion.ddim_logprob import (DiffusionPolicy, Rollout, ddim_mean_std, gaussian_log_prob, per_sample,
                                                sample_with_logprob)
 from course_kit.diffusion.truly_ppo import gaussian_kl, truly_ppo_loss
 from course_kit.runtime import check_seed, progress
@@ -279,8 +279,6 @@ class DDPOTrainer:
         self.tracker = PerPromptStatTracker(self.config.stat_buffer_size, self.config.stat_min_count)
         self.rank = accelerator.process_index if accelerator is not None else 0
         self.generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.rank)
-        # Truly PPO on the exact KL: the rollout keeps each step's old mean for truly_ppo.gaussian_kl
-        self._exact_kl = self.config.trust_region == "truly" and self.config.kl_trigger == "exact"
         self.epoch = 0
         self.history: List[Dict[str, Any]] = []
         self.resumed_extra: Dict[str, Any] = {}  # the caller's data saved beside the state, after resume()
@@ -290,6 +288,11 @@ class DDPOTrainer:
         self.last_all_prompts: List[str] = []  # the prompts of every process's samples of the last epoch
 
     # -- helpers ---------------------------------------------------------------------------
+    @property
+    def _exact_kl(self) -> bool:
+        """Truly PPO on the exact KL: the rollout keeps each step's old mean for ``truly_ppo.gaussian_kl``."""
+        return self.config.trust_region == "truly" and self.config.kl_trigger == "exact"
+
     def _gather(self, x: Tensor) -> Tensor:
         # NCCL gathers only tensors on the process's own device; gloo is fine either way
         return self.accelerator.gather(x.to(self.accelerator.device)).cpu() if self.accelerator is not None else x
@@ -383,13 +386,11 @@ class DDPOTrainer:
                     x_t, x_prev = rollout.latents[idx, j], rollout.latents[idx, j + 1]  # (b, *latent_shape)
                     with self._autocast():
                         eps = self.policy.predict_noise(x_t, t, cond, cfg.w)  # (b, *latent_shape)
-                    _, log_prob = ddim_step_with_logprob(self.policy.scheduler, eps.float(), t, x_t, eta=cfg.eta,
-                                                         prev_sample=x_prev)  # (b,) in float32
+                    mean, std = ddim_mean_std(self.policy.scheduler, eps.float(), t, x_t, cfg.eta)  # (b, *L), (b,)
+                    log_prob = gaussian_log_prob(x_prev, mean, std)  # (b,) in float32: the stored step re-scored
                     kl = None
                     if self._exact_kl:  # Truly PPO's trigger on the exact KL of the two Gaussians (shared sigma_t)
-                        with torch.no_grad():
-                            mean_new, std = ddim_mean_std(self.policy.scheduler, eps.float(), t, x_t, cfg.eta)  # (b, *L), (b,)
-                            kl = gaussian_kl(rollout.means[idx, j], mean_new, per_sample(std, x_t))  # (b,)
+                        kl = gaussian_kl(rollout.means[idx, j], mean.detach(), per_sample(std, x_t))  # (b,)
                     loss, step_stats = trust_region_loss(cfg, log_prob, rollout.log_probs[idx, j], advantages[idx], kl)
                     if not bool(torch.isfinite(loss)):
                         stats["nan_skipped"].append(1.0)
@@ -527,8 +528,6 @@ def ddpo_update_loss(new_means: Tensor, x_prev: Tensor, sigmas: Tensor, old_log_
     advantages (``per_prompt_advantages``): the gradient ``DDPOTrainer.update`` accumulates
     (each step's loss divided by T) on one minibatch.
     """
-    from course_kit.diffusion.ddim_logprob import gaussian_log_prob
-
     adv = per_prompt_advantages(rewards, prompts, adv_clip_max)  # (B,)
     T = old_log_probs.shape[1]
     total = new_means.new_zeros(())
@@ -561,8 +560,6 @@ class LossFnTrainer(DDPOTrainer):
         return all_rewards[:n_local].clone()  # (N,) raw rewards: loss_fn normalises them
 
     def update(self, rollout: Rollout, advantages: Tensor) -> Dict[str, float]:
-        from course_kit.diffusion.ddim_logprob import ddim_mean_std, gaussian_log_prob
-
         cfg, rewards = self.config, advantages  # (N,) raw rewards (see advantages)
         n_local, T = len(rollout.prompts), rollout.log_probs.shape[1]
         stats: Dict[str, List[float]] = {"loss": [], "approx_kl": [], "clip_fraction": [], "nan_skipped": []}

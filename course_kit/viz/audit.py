@@ -11,7 +11,8 @@
 5. **Tellable series.** The labelled lines and point sets of one axes look different: no two share
    colour, marker and line style (one colour per seed; a second factor may be a marker or a line
    style, as in "concept by marker, style by colour"). Their colours come from the course's
-   colour-blind-safe palette (``style.PALETTE``, Okabe-Ito) or its named colours. Colour-mapped points (a continuous quantity with a colour bar) are exempt.
+   colour-blind-safe palette (``style.PALETTE``, Okabe-Ito) or its named colours. Colour-mapped
+   points (a continuous quantity with a colour bar) are exempt.
 6. **Limits that follow the data.** On a linear axis, the plotted data span at least 20% of the axis
    range (a small blob in a huge frame fails), unless the data are a single value.
 """
@@ -145,7 +146,7 @@ def audit_figure(fig) -> List[str]:
             inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1) & (points[:, 1] > box.y0) & (points[:, 1] < box.y1))
             if inside.any():
                 problems.append(f"{name}: the legend covers {int(inside.sum())} plotted point(s)")
-        # 5. tellable colours
+        # 5. tellable series
         labelled = [h for h in ax.get_lines() + list(ax.collections) if not str(h.get_label()).startswith("_")
                     and getattr(h, "get_array", lambda: None)() is None]  # colour-mapped points carry a colour bar
         colours, looks = [], []

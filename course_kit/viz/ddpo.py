@@ -254,7 +254,8 @@ class DDPOExplorer(Explorer):
         self.values = {"prompt": SHIFT_PROMPT, "reward": "shift", "w": GUIDANCE}
         self.observe("prompt", W.Dropdown(options=world.PROMPTS, value=SHIFT_PROMPT, description="prompt"))
         self.observe("reward", W.ToggleButtons(options=["shift", "balance"], value="shift", description="reward"))
-        self.observe("w", W.FloatSlider(value=GUIDANCE, min=min(self.ws), max=max(self.ws), step=0.5, continuous_update=False,
+        self.observe("w", W.FloatSlider(value=GUIDANCE, min=min(self.ws), max=max(self.ws), step=self.ws[1] - self.ws[0],
+                                        continuous_update=False,
                                         description="CFG w"))
         self.controls["epoch"] = W.Button(description="DDPO epoch", button_style="primary")
         self.controls["reset"] = W.Button(description="reset")
@@ -263,7 +264,7 @@ class DDPOExplorer(Explorer):
         c = self.controls
         self.widget = W.VBox([W.HBox([c["prompt"], c["reward"]]), W.HBox([c["w"], c["epoch"], c["reset"]]),
                               self.label, self.output])
-        self._fig = self._image = self._line = None
+        self._image = self._line = None
         self.update(action="reset")
 
     def _new_run(self) -> None:
@@ -336,9 +337,9 @@ class DDPOExplorer(Explorer):
         import matplotlib.pyplot as plt
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        if self._fig is None:
-            self._fig, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
-            self._fig.set_dpi(72)  # a smaller PNG to render and send on every move
+        if self.figure is None:
+            self.figure, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
+            self.figure.set_dpi(72)  # a smaller PNG to render and send on every move
             self._image = ax_img.imshow(_grid(images, 4), interpolation="nearest")
             ax_img.axis("off")
             ax_img.set_title("samples at this w", fontsize=9)
@@ -348,21 +349,21 @@ class DDPOExplorer(Explorer):
             ax_share.set_xlim(-0.5, self.EPOCH_AXIS + 0.5)
             ax_share.set_xlabel("epoch")
             ax_share.set_ylabel("female share")
-            plt.close(self._fig)  # drawn here, never by the notebook's inline backend
-            FigureCanvasAgg(self._fig)
-            self._fig.canvas.draw()  # the constrained layout, once
-            self._fig.set_layout_engine("none")
+            plt.close(self.figure)  # drawn here, never by the notebook's inline backend
+            FigureCanvasAgg(self.figure)
+            self.figure.canvas.draw()  # the constrained layout, once
+            self.figure.set_layout_engine("none")
             self._background = None
         ax_share = self._line.axes
         if len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5:  # a run past the axis: a wider one, drawn anew
             ax_share.set_xlim(-0.5, 2 * (len(self.shares) - 1) + 0.5)
             self._background = None
-        canvas = self._fig.canvas
+        canvas = self.figure.canvas
         if self._background is None:  # everything but the moving artists, drawn once
             self._image.set_visible(False)
             self._line.set_visible(False)
             canvas.draw()
-            self._background = canvas.copy_from_bbox(self._fig.bbox)
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
             self._image.set_visible(True)
             self._line.set_visible(True)
         self._image.set_data(_grid(images, 4))
@@ -370,6 +371,5 @@ class DDPOExplorer(Explorer):
         canvas.restore_region(self._background)
         self._image.axes.draw_artist(self._image)
         ax_share.draw_artist(self._line)
-        self.figure = self._fig
         self.png = canvas_png(canvas)  # the image on display, readable by tests
         self.show_png(self.png)
