@@ -9,6 +9,7 @@ steps DDPO one epoch at a time and shows the portraits and the female share.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -238,6 +239,7 @@ class DDPOExplorer(Explorer):
         import ipywidgets as W
 
         from course_kit.diffusion.portrait_classifier import load_classifier
+        from course_kit.diffusion.portrait_diffusion import load_model
         from course_kit.experiments import ddpo_stored
         from course_kit.experiments.ddpo import GUIDANCE, SHIFT_PROMPT
         from course_kit.worlds import portrait_world as world
@@ -247,6 +249,7 @@ class DDPOExplorer(Explorer):
             raise ValueError(f"n_images must be an integer in [1, 64], got {n_images!r}")
         self.eval_n, self.seed, self.n_images = eval_n, seed, n_images
         self.classifier = load_classifier()
+        self._pretrained_model = load_model()  # read (and checksum-verified) once; every run starts from a copy
         stored = ddpo_stored.load("explorer")
         # the pretrained model's numbers per prompt and w, when they were measured as this explorer would
         self._pretrained = stored["table"] if (stored["eval_n"], stored["seed"]) == (eval_n, seed) else {}
@@ -270,10 +273,9 @@ class DDPOExplorer(Explorer):
     def _new_run(self) -> None:
         from course_kit.diffusion.ddpo import DDPOTrainer
         from course_kit.diffusion.gender_rewards import make_gender_reward
-        from course_kit.diffusion.portrait_diffusion import load_model
         from course_kit.experiments.ddpo import CONFIGS
 
-        self.model = load_model()
+        self.model = copy.deepcopy(self._pretrained_model)  # a fresh pretrained model, without reading data/ again
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
         self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
         self.shares: List[float] = []
