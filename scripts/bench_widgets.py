@@ -2,7 +2,8 @@
 
 Runs each lab's student edition in JupyterLab (headless system Chromium), then moves every control of
 every explorer ``--moves`` times and prints, per control, the median and max seconds from the key
-press / selection / click to the explorer's figure or label changing, as a table and as one JSON line.
+press / selection / click to the explorer's figure or label changing (timed in the page, ``harness.timed_move``),
+as a table and as one JSON line.
 
     python scripts/bench_widgets.py [--labs 01 03] [--moves 5]
 
@@ -19,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
-from harness import (LAUNCH_ARGS, controls_of, find_chromium, fingerprint, jupyter_lab, move,  # noqa: E402
-                     open_notebook, run_all, shutdown_kernels, wait_changed, widget_outputs)
+from harness import (LAUNCH_ARGS, controls_of, find_chromium, jupyter_lab, open_notebook, run_all,  # noqa: E402
+                     shutdown_kernels, timed_move, widget_outputs)
 
 
 def main() -> int:
@@ -53,10 +54,8 @@ def main() -> int:
                     for control in controls_of(area):
                         times = []
                         for k in range(args.moves if control["kind"] != "button" else 1):
-                            before = fingerprint(area)
-                            action = move(area, control, step=k)
-                            times.append(wait_changed(area, before, 60))
-                            page.wait_for_timeout(300)  # let the figure settle before the next move
+                            action, seconds = timed_move(area, control, 60, step=k)
+                            times.append(seconds)
                         row = {"lab": lab.name[:2], "widget": w, "control": f"{control['kind']} {control['index']}",
                                "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                                "moves": len(times)}

@@ -63,3 +63,25 @@ def test_explorer_interface_step_reset_and_controls():
     assert ex.state["epoch"] == 0
     with pytest.raises(ValueError, match="controls"):
         ex.update(colour="red")
+
+
+def test_explorer_moves_sample_nothing_and_show_the_evaluated_portraits(monkeypatch):
+    """Before training, w and prompt moves read the stored table; the portraits are the first images behind the share."""
+    import torch
+
+    from course_kit.diffusion import ddim_logprob
+    from course_kit.experiments import ddpo_stored
+    from course_kit.experiments.ddpo import evaluate
+
+    ex = DDPOExplorer()  # eval_n and seed of the stored table
+    monkeypatch.setattr(ddim_logprob, "sample_with_logprob", lambda *a, **k: pytest.fail("a move sampled images"))
+    for move in ({"w": 1.0}, {"prompt": "photo of a nurse"}, {"w": 4.5}, {"reward": "balance"}):
+        ex.update(**move)
+    stored = ddpo_stored.load("explorer")["table"]["photo of a nurse"]["4.5"]
+    assert ex.state["share"] == stored["share"] and ex.state["none_rate"] == stored["none_rate"]
+    monkeypatch.undo()
+    fresh = evaluate(ex.model, ex.classifier, "photo of a nurse", 4.5, n=ex.eval_n, seed=ex.seed)
+    assert fresh["share"] == pytest.approx(stored["share"], abs=1e-4)
+    shown = ex._numbers(4.5)["latents"]  # (n_images, 8): what the portraits were rendered from
+    assert shown.shape == (ex.n_images, 8)
+    assert torch.allclose(shown, fresh["latents"][:ex.n_images], atol=1e-4)

@@ -11,7 +11,7 @@
 - ``hack_seeds``: R_shift on the person-prompt "photo of an electrical engineer" over seeds 0, 1, 2,
   6 epochs: per epoch the classifier's share, the renderer's share, the None rate, the mean zoom and
   hair cue (reward hacking through the figure's framing, Lab 06 "Going further").
-- ``explorer``: the pretrained model's share and None rate for every prompt and CFG weight of the
+- ``explorer``: the pretrained model's share, None rate and first portraits for every prompt and CFG weight of the
   explorer's controls (``viz.ddpo.DDPOExplorer``), so that moving them before any training answers at once.
 
 Every number is rounded to 4 decimals; ``tests/test_ddpo_stored.py`` regenerates one seed of
@@ -21,6 +21,7 @@ Every number is rounded to 4 decimals; ``tests/test_ddpo_stored.py`` regenerates
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -73,19 +74,27 @@ def hack_seeds(seeds=(0, 1, 2), n_epochs: int = 6, eval_n: int = 256) -> Dict[st
 
 EXPLORER_WS = tuple(k / 2 for k in range(11))  # the explorer's CFG slider: w = 0, 0.5, ..., 5
 EXPLORER_N = 128  # images per evaluation in the explorer
+EXPLORER_PORTRAITS = 8  # latents kept per evaluation: the portraits the explorer shows (the first of the EXPLORER_N)
 
 
 def explorer(eval_n: int = EXPLORER_N, seed: int = lab.EVAL_SEED, prompts=None) -> Dict[str, Any]:
-    """The pretrained model's female share and None rate for every prompt and every w of the explorer's slider.
+    """The pretrained model's female share, None rate and first portraits for every prompt and w of the explorer's slider.
 
-    ``viz.ddpo.DDPOExplorer`` reads it so that moving the prompt or w before any training answers at once.
+    ``viz.ddpo.DDPOExplorer`` reads it so that moving the prompt or w before any training answers at once:
+    "latents" are the first ``EXPLORER_PORTRAITS`` of the ``eval_n`` images behind the share (8 numbers
+    each, rendered by the fixed ``portrait_world.render``).
     """
     from course_kit.diffusion.portrait_classifier import load_classifier
     from course_kit.diffusion.portrait_diffusion import load_model
 
     model, classifier = load_model(), load_classifier()
-    table = {p: {f"{w:g}": {k: lab.evaluate(model, classifier, p, w, n=eval_n, seed=seed)[k] for k in ("share", "none_rate")}
-                 for w in EXPLORER_WS} for p in (prompts or world.PROMPTS)}
+    table = {}
+    for p in prompts or world.PROMPTS:
+        table[p] = {}
+        for w in EXPLORER_WS:
+            ev = lab.evaluate(model, classifier, p, w, n=eval_n, seed=seed)
+            table[p][f"{w:g}"] = {"share": ev["share"], "none_rate": ev["none_rate"],
+                                  "latents": ev["latents"][:EXPLORER_PORTRAITS].tolist()}  # (EXPLORER_PORTRAITS, 8)
     return _round({"eval_n": eval_n, "seed": seed, "table": table})
 
 
@@ -101,6 +110,13 @@ def load(name: str) -> Dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _dumps(result: Dict[str, Any]) -> str:
+    """Indented JSON with each list of numbers on one line (a portrait's 8 latents, a run's shares per epoch)."""
+    text = json.dumps(result, indent=1)
+    return re.sub(r"\[\s*([-0-9.eE]+(?:,\s*[-0-9.eE]+)*)\s*\]", lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]",
+                  text) + "\n"
+
+
 def build(names=None) -> None:
     """Run the builders ``names`` (all by default) and write their JSON files."""
     FOLDER.mkdir(parents=True, exist_ok=True)
@@ -109,7 +125,7 @@ def build(names=None) -> None:
             raise SystemExit(f"unknown stored result {name!r}; known: {', '.join(BUILDERS)}")
         with single_thread():
             result = BUILDERS[name]()
-        (FOLDER / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        (FOLDER / f"{name}.json").write_text(_dumps(result))
         print(f"wrote {FOLDER / f'{name}.json'}")
 
 

@@ -222,15 +222,16 @@ def advantage_vs_q(qs: Sequence[float], curves: Dict[str, Sequence[float]]):
 class DDPOExplorer(Explorer):
     """Prompt / reward / CFG weight controls, a one-epoch DDPO button, the portraits and the share per epoch.
 
-    ``update(prompt=..., reward=..., w=...)`` starts a new run for a new prompt or reward (reloads the
-    pretrained model), re-evaluates for a new w, and ``update(action="epoch")`` / ``update(action="reset")``
-    trains one epoch / reloads. ``state`` holds the epoch, the share per epoch and the None rate.
+    ``update(prompt=..., reward=..., w=...)`` starts a new run for a new prompt or reward (a fresh copy
+    of the pretrained model), re-evaluates for a new w, and ``update(action="epoch")`` / ``update(action="reset")``
+    trains one epoch / starts the run again. ``state`` holds the epoch, the share per epoch and the None rate.
 
-    The controls that do not train answer at once: before any training the share and None rate of
-    every prompt and w come from the stored table ``data/ddpo_runs/explorer.json``
+    The controls that do not train answer at once: before any training the share, the None rate and
+    the portraits' latents of every prompt and w come from the stored table ``data/ddpo_runs/explorer.json``
     (``python -m course_kit.experiments.ddpo_stored explorer``, ``eval_n`` images each); after each
-    trained epoch every w of the slider is evaluated once (part of the epoch button's seconds); a move
-    then only looks the numbers up and samples ``n_images`` portraits to show.
+    trained epoch every w of the slider is evaluated once (part of the epoch button's seconds). A move
+    then only looks them up, renders the portraits (the first ``n_images`` of the ``eval_n`` images
+    behind the share) and redraws; nothing is sampled.
     """
 
     EPOCH_AXIS = 10  # epochs the share axis shows before it widens
@@ -245,14 +246,15 @@ class DDPOExplorer(Explorer):
         from course_kit.worlds import portrait_world as world
 
         super().__init__()
-        if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= 64:
-            raise ValueError(f"n_images must be an integer in [1, 64], got {n_images!r}")
+        if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= min(64, eval_n):
+            raise ValueError(f"n_images must be an integer in [1, min(64, eval_n) = {min(64, eval_n)}], got {n_images!r}")
         self.eval_n, self.seed, self.n_images = eval_n, seed, n_images
         self.classifier = load_classifier()
         self._pretrained_model = load_model()  # read (and checksum-verified) once; every run starts from a copy
         stored = ddpo_stored.load("explorer")
         # the pretrained model's numbers per prompt and w, when they were measured as this explorer would
-        self._pretrained = stored["table"] if (stored["eval_n"], stored["seed"]) == (eval_n, seed) else {}
+        measured_alike = (stored["eval_n"], stored["seed"]) == (eval_n, seed) and n_images <= ddpo_stored.EXPLORER_PORTRAITS
+        self._pretrained = stored["table"] if measured_alike else {}
         self.ws = [float(w) for w in ddpo_stored.EXPLORER_WS]
         self.values = {"prompt": SHIFT_PROMPT, "reward": "shift", "w": GUIDANCE}
         self.observe("prompt", W.Dropdown(options=world.PROMPTS, value=SHIFT_PROMPT, description="prompt"))
@@ -279,10 +281,11 @@ class DDPOExplorer(Explorer):
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
         self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
         self.shares: List[float] = []
-        self._cache: Dict[tuple, Dict[str, float]] = {}  # (epoch, w) -> {"share", "none_rate"} of this run's model
+        # (epoch, w) -> {"share", "none_rate", "latents" (n_images, 8)} of this run's model
+        self._cache: Dict[tuple, Dict[str, Any]] = {}
 
-    def _numbers(self, w: float) -> Dict[str, float]:
-        """Share and None rate of the current model at ``w``: stored, cached, or measured now (``eval_n`` images)."""
+    def _numbers(self, w: float) -> Dict[str, Any]:
+        """Share, None rate and portrait latents of the current model at ``w``: stored, cached, or measured now."""
         from course_kit.experiments.ddpo import evaluate
 
         key = (self.trainer.epoch, float(w))
@@ -290,13 +293,13 @@ class DDPOExplorer(Explorer):
             stored = self._pretrained.get(self.values["prompt"], {}).get(f"{w:g}") if self.trainer.epoch == 0 else None
             if stored is None:
                 ev = evaluate(self.model, self.classifier, self.values["prompt"], float(w), n=self.eval_n, seed=self.seed)
-                stored = {"share": ev["share"], "none_rate": ev["none_rate"]}
-            self._cache[key] = stored
+                stored = {"share": ev["share"], "none_rate": ev["none_rate"], "latents": ev["latents"]}
+            latents = torch.as_tensor(stored["latents"], dtype=torch.float32)[:self.n_images]  # (n_images, 8)
+            self._cache[key] = {"share": stored["share"], "none_rate": stored["none_rate"], "latents": latents}
         return self._cache[key]
 
     def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
         """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
-        from course_kit.diffusion.portrait_diffusion import generate
         from course_kit.runtime import single_thread
 
         unknown = set(values) - set(self.values)
@@ -316,8 +319,7 @@ class DDPOExplorer(Explorer):
                 self._numbers(w)
         with single_thread():  # tiny tensors: a second thread only waits on the first (and on the browser)
             ev = self._numbers(float(self.values["w"]))
-            _, images = generate(self.model, [self.values["prompt"]] * self.n_images, w=float(self.values["w"]),
-                                 seed=self.seed)  # (n_images, 3, H, W): the portraits on display
+            images = self.model.decode(ev["latents"])  # (n_images, 3, H, W): the portraits on display
         self.shares.append(ev["share"])
         self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
@@ -344,7 +346,7 @@ class DDPOExplorer(Explorer):
             self.figure.set_dpi(72)  # a smaller PNG to render and send on every move
             self._image = ax_img.imshow(_grid(images, 4), interpolation="nearest")
             ax_img.axis("off")
-            ax_img.set_title("samples at this w", fontsize=9)
+            ax_img.set_title(f"{self.n_images} of the {self.eval_n} samples at this w", fontsize=9)
             ax_share.set_title("female share per epoch", fontsize=9)
             (self._line,) = ax_share.plot([], [], "o-", color=ACCENT)
             ax_share.set_ylim(-0.02, 1.02)

@@ -205,27 +205,68 @@ def widget_outputs(page) -> List:
     return page.locator(f"{ROOT_OUTPUT}:has(.jupyter-widgets.widget-container)").all()
 
 
-def fingerprint(area) -> str:
-    """What the kernel draws in an explorer: its figures' image data, its HTML labels and printed text.
+# What the kernel draws in an explorer: its figures' image data, and its HTML labels and printed text.
+# The sliders' own readouts are left out: the browser updates them on the key press, before the kernel
+# has answered, so they would time the browser, not the widget.
+IMAGES_JS = "el => [...el.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-64)).join('|')"
+TEXTS_JS = "el => [...el.querySelectorAll('.widget-html-content, .jp-OutputArea-output pre')].map(e => e.textContent).join('|')"
 
-    The sliders' own readouts are left out: the browser updates them on the key press, before the
-    kernel has answered, so they would time the browser, not the widget.
+
+# Timed in the page, on the page's clock, from the event a student's action fires on the control
+# (keydown on a slider, change on a dropdown, click on a button) to the moment the explorer shows its
+# whole answer: a MutationObserver notes when its figure (the images) and when its label (the texts)
+# first differ, and the time is the later of the two once nothing has changed for SETTLE_S. An
+# explorer that writes its label first and sends its figure later is timed to the figure. (Polling
+# from Python instead costs a Playwright round trip per look, about 50 ms on a long notebook.)
+SETTLE_S = 1.0
+ARM_TIMER_JS = """(el, parts) => {
+    const [images, texts] = parts.map(f => eval(f));
+    const before = [images(el), texts(el)];
+    const timer = {start: null, images: null, texts: null, last: null};
+    const started = () => { if (timer.start === null) timer.start = performance.now(); };
+    for (const type of ['keydown', 'change', 'click']) el.addEventListener(type, started, {capture: true, once: true});
+    const observer = new MutationObserver(() => {
+        if (timer.start === null) return;
+        const now = performance.now();
+        if (timer.images === null && images(el) !== before[0]) { timer.images = now; timer.last = now; }
+        if (timer.texts === null && texts(el) !== before[1]) { timer.texts = now; timer.last = now; }
+        if (timer.images !== null && timer.texts !== null) observer.disconnect();
+    });
+    observer.observe(el, {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['src']});
+    el.__courseKitTimer = timer;
+}"""
+
+
+def arm_timer(area) -> None:
+    """Start watching ``area``: the next control event starts the clock."""
+    area.evaluate(ARM_TIMER_JS, [IMAGES_JS, TEXTS_JS])
+
+
+def wait_timer(area, timeout_s: float) -> float:
+    """Seconds from the control's event until the explorer's figure and label have both answered (see ``SETTLE_S``).
+
+    A move that changes only one of them is timed by that one; TimeoutError if neither changes.
     """
-    return area.evaluate(
-        """el => [...el.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-64)).join('|')
-                 + '#' + [...el.querySelectorAll('.widget-html-content, .jp-OutputArea-output pre')]
-                         .map(e => e.textContent).join('|')""")
+    handle = area.element_handle()
+    page = area.page
+    try:
+        page.wait_for_function("el => el.__courseKitTimer && el.__courseKitTimer.last !== null", arg=handle,
+                               timeout=timeout_s * 1000, polling=50)
+        page.wait_for_function(f"el => performance.now() - el.__courseKitTimer.last > {SETTLE_S * 1000}", arg=handle,
+                               timeout=timeout_s * 1000, polling=100)
+    except Exception as error:
+        if "Timeout" in type(error).__name__ or "Timeout" in str(error):
+            raise TimeoutError(f"the widget did not answer within {timeout_s} s") from error
+        raise
+    timer = handle.evaluate("el => el.__courseKitTimer")
+    return (max(t for t in (timer["images"], timer["texts"]) if t is not None) - timer["start"]) / 1000
 
 
-def wait_changed(area, before: str, timeout_s: float) -> float:
-    """Seconds until ``area``'s fingerprint differs from ``before`` (TimeoutError otherwise)."""
-    start = time.time()
-    while time.time() - start < timeout_s:
-        if fingerprint(area) != before:
-            # let a figure finish replacing (clear_output(wait=True) then display)
-            return time.time() - start
-        time.sleep(0.01)
-    raise TimeoutError(f"the widget did not change within {timeout_s} s")
+def timed_move(area, control: Dict, timeout_s: float, step: int = 0) -> "tuple[str, float]":
+    """Move ``control`` (``move``) and return what was done and the seconds until the explorer answered."""
+    arm_timer(area)
+    action = move(area, control, step=step)
+    return action, wait_timer(area, timeout_s)
 
 
 def controls_of(area) -> List[Dict]:

@@ -16,9 +16,9 @@ import json
 import pytest
 
 from conftest import ARTIFACTS
-from harness import MAX_OUTPUTS_PER_CELL, broken_widgets, collapsed_outputs, controls_of, fingerprint, mathjax_errors, \
-    move, open_notebook, outputs_per_cell, run_all, save_notebook, screenshot_figures, shutdown_kernels, stderr_outputs, \
-    unrun_cells, wait_changed, wait_for_mathjax, widget_outputs
+from harness import MAX_OUTPUTS_PER_CELL, broken_widgets, collapsed_outputs, controls_of, mathjax_errors, open_notebook, \
+    outputs_per_cell, run_all, save_notebook, screenshot_figures, shutdown_kernels, stderr_outputs, timed_move, unrun_cells, \
+    wait_for_mathjax, widget_outputs
 from course_kit.editions import LABS_DIR
 
 LABS = sorted(p.name for p in LABS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -58,12 +58,9 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
         moved = []
         for area in widget_outputs(page):
             for control in controls_of(area):
-                before = fingerprint(area)
-                action = move(area, control)
-                seconds_to_change = wait_changed(area, before, MOVE_TIMEOUT_S)
+                action, seconds_to_change = timed_move(area, control, MOVE_TIMEOUT_S)
                 moved.append(action)
                 LATENCY.append({"lab": lab[:2], "control": action, "seconds": round(seconds_to_change, 3)})
-                page.wait_for_timeout(300)  # let the figure settle before the next control
         assert broken_widgets(page) == 0 and not stderr_outputs(page), f"{lab}: a widget move broke something: {moved}"
         counts = outputs_per_cell(page)
         crowded = {i: n for i, n in enumerate(counts) if n > MAX_OUTPUTS_PER_CELL}
