@@ -30,7 +30,7 @@ from course_kit.diffusion.cfg_guidance import (
     tilted_majority_share,
     tilted_majority_shares,
 )
-from course_kit.viz.explorer import Explorer, canvas_png
+from course_kit.viz.explorer import Explorer
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
 from course_kit.worlds.gaussian_mixture import GaussianMixture1D
 
@@ -187,31 +187,21 @@ class GuidanceExplorer(Explorer):
 
     def _build_figure(self):
         import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         fig, ax = new_figure(width=6.0, height=3.0)
         zeros = np.zeros(len(self.bins) - 1)
         maj = ax.stairs(zeros, self.bins, fill=True, color=MAJORITY, alpha=0.7, label="majority group")
         mino = ax.stairs(zeros, self.bins, fill=True, color=MINORITY, alpha=0.7, label="minority group")
         (line,) = ax.plot(self.grid.numpy(), np.zeros(len(self.grid)), color=NEUTRAL, lw=1.5, label="tilted law (scaled)")
-        ax.axvline(self.cond_mean, color=ACCENT, ls=":", lw=1.2, label=f"conditional mean E[x|c] = {self.cond_mean:.1f}")
+        mean_line = ax.axvline(self.cond_mean, color=ACCENT, ls=":", lw=1.2, label=f"conditional mean E[x|c] = {self.cond_mean:.1f}")
         text = ax.text(0.98, 0.95, "", transform=ax.transAxes, ha="right", va="top")
         top = max(np.histogram(x.numpy(), bins=self.bins)[0].max() for x, _, _ in self._cache.values())
         ax.set(xlim=(self.bins[0], self.bins[-1]), ylim=(0, 1.05 * top), xlabel="x (sign = group)", ylabel="samples",
                title="guided DDIM samples from the same initial noise")
-        ax.legend(loc="upper left")
-        plt.close(fig)  # drawn by show(), never by the notebook's inline backend
-        FigureCanvasAgg(fig)  # an Agg canvas of its own, whatever the backend (blitting needs one)
-        # the static background, drawn once with the changing artists hidden
-        moving = (maj, mino, line, text)
-        for artist in moving:
-            artist.set_visible(False)
-        fig.canvas.draw()  # runs the constrained layout once
-        fig.set_layout_engine("none")  # then keep the positions: the moving artists never change the layout
-        self._background = fig.canvas.copy_from_bbox(fig.bbox)
-        for artist in moving:
-            artist.set_visible(True)
-        return fig, {"ax": ax, "majority": maj, "minority": mino, "tilted": line, "text": text}
+        legend = ax.legend(loc="upper left")
+        plt.close(fig)  # drawn by blit(), never by the notebook's inline backend
+        return fig, {"ax": ax, "majority": maj, "minority": mino, "tilted": line, "text": text, "mean": mean_line,
+                     "legend": legend}
 
     def _redraw(self, w: float, x: torch.Tensor) -> None:
         if self._artists is None:
@@ -222,17 +212,5 @@ class GuidanceExplorer(Explorer):
         a["minority"].set_data(np.histogram(x_np[x_np < 0], bins=self.bins)[0])
         a["tilted"].set_ydata(self._tilted_curve(w))
         a["text"].set_text(f"w = {w:g}")
-        self.show(self.figure)
-
-    def show(self, fig) -> None:
-        """Draw ``fig`` into the Output. For this explorer's own figure only the changing artists are
-        redrawn over the stored background and the image is encoded fast (PNG, low compression)."""
-        if fig is not self.figure or self._artists is None:
-            return super().show(fig)
-        canvas = fig.canvas
-        canvas.restore_region(self._background)
-        ax = self._artists["ax"]
-        for name in ("majority", "minority", "tilted", "text"):
-            ax.draw_artist(self._artists[name])
-        self.png = canvas_png(canvas)  # the image on display, readable by tests
-        self.show_png(self.png)
+        # the mean line and the legend are static, but drawn over the histograms
+        self.blit(self.figure, [a[name] for name in ("majority", "minority", "tilted", "text", "mean", "legend")])

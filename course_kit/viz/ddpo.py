@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from course_kit.viz.explorer import Explorer, canvas_png
+from course_kit.viz.explorer import Explorer
 from course_kit.viz.audit import contrast_ratio
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
 
@@ -332,14 +332,11 @@ class DDPOExplorer(Explorer):
     def _draw(self, images: torch.Tensor) -> None:
         """Reuse one figure: new pixels for the grid, new points for the share curve; encode it fast.
 
-        The figure has its own Agg canvas and a layout fixed after the first draw. A move redraws only
-        the portraits and the share curve over a stored background (blitting) and sends the canvas as a
-        PNG (``canvas_png``): a full draw of the figure, or IPython rendering it with a tight bounding box,
-        took most of a move's time. The epoch axis is fixed (``EPOCH_AXIS`` epochs, doubled when a run
-        goes past it, which redraws everything once).
+        A move redraws only the portraits and the share curve over the stored rest of the figure
+        (``Explorer.blit``). The epoch axis is fixed (``EPOCH_AXIS`` epochs, doubled when a run goes past
+        it, which redraws everything once).
         """
         import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         if self.figure is None:
             self.figure, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
@@ -353,27 +350,11 @@ class DDPOExplorer(Explorer):
             ax_share.set_xlim(-0.5, self.EPOCH_AXIS + 0.5)
             ax_share.set_xlabel("epoch")
             ax_share.set_ylabel("female share")
-            plt.close(self.figure)  # drawn here, never by the notebook's inline backend
-            FigureCanvasAgg(self.figure)
-            self.figure.canvas.draw()  # the constrained layout, once
-            self.figure.set_layout_engine("none")
-            self._background = None
+            plt.close(self.figure)  # drawn by blit(), never by the notebook's inline backend
         ax_share = self._line.axes
-        if len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5:  # a run past the axis: a wider one, drawn anew
+        wider = len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5
+        if wider:  # a run past the axis: a wider one, drawn anew
             ax_share.set_xlim(-0.5, 2 * (len(self.shares) - 1) + 0.5)
-            self._background = None
-        canvas = self.figure.canvas
-        if self._background is None:  # everything but the moving artists, drawn once
-            self._image.set_visible(False)
-            self._line.set_visible(False)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-            self._image.set_visible(True)
-            self._line.set_visible(True)
         self._image.set_data(_grid(images, 4))
         self._line.set_data(range(len(self.shares)), self.shares)
-        canvas.restore_region(self._background)
-        self._image.axes.draw_artist(self._image)
-        ax_share.draw_artist(self._line)
-        self.png = canvas_png(canvas)  # the image on display, readable by tests
-        self.show_png(self.png)
+        self.blit(self.figure, [self._image, self._line], new_background=wider)

@@ -112,7 +112,7 @@ class RoutingExplorer(Explorer):
     """Move the router's decision threshold and watch the slow-lane rates per brand, before and after erasure.
 
     Built from precomputed router scores P(slow lane) (``proxy.router_scores``), so a move only
-    thresholds two vectors and updates bar heights (no refitting). ``update(threshold=...)`` returns
+    thresholds two vectors and redraws the bars (no refitting; ``Explorer.blit``). ``update(threshold=...)`` returns
     the rates, the demographic parity and equalized odds differences of both routers.
     """
 
@@ -132,6 +132,7 @@ class RoutingExplorer(Explorer):
                                              label=f"Brand {name}")
             ax.set_xticks([0.19, 1.19], ["undamaged", "damaged"])
             ax.set(title=f"router {stage} erasure", xlabel="parcel", ylabel="slow-lane rate", ylim=(0, 1.05))
+            ax.set_axisbelow(True)  # grid lines under the bars (as the blitted redraw draws them)
         axes[0].legend()
         slider = widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
                                      continuous_update=False, readout_format=".2f")
@@ -165,5 +166,6 @@ class RoutingExplorer(Explorer):
         self.label.value = (f"threshold {threshold:.2f}: equalized odds difference before {state['before']['equalized_odds_difference']:.3f}, "
                             f"after {state['after']['equalized_odds_difference']:.3f}")
         self.state = {"threshold": threshold, **state}
-        self.show(self.fig)
+        bars = [rect for stage_bars in self.bars.values() for rect in stage_bars]
+        self.blit(self.fig, bars + [self.fig.axes[0].get_legend()])  # the legend stays on top of the bars
         return self.state

@@ -165,7 +165,7 @@ class MaxMinExplorer(Explorer):
         x = torch.arange(2).float()
         self._bars_majority = ax.bar(x - 0.2, [0.0, 0.0], 0.4, color=MAJORITY, label="majority")
         self._bars_minority = ax.bar(x + 0.2, [0.0, 0.0], 0.4, color=MINORITY, label="minority")
-        ax.axhline(0.0, color="k", lw=0.8)
+        self._zero = ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks([0, 1], ["single reward", "MaxMin (EM)"])
         ax.set_ylabel("utility (gold reward gain over pi_ref)")
         values = [v for r in self.results.values() for k, v in r.items() if k.startswith(("single_m", "maxmin_m"))]
@@ -192,5 +192,6 @@ class MaxMinExplorer(Explorer):
         self.label.value = (f"win rate vs pi_ref (majority / minority): single reward {r['single_win_majority']:.2f} / "
                             f"{r['single_win_minority']:.2f}, MaxMin {r['maxmin_win_majority']:.2f} / {r['maxmin_win_minority']:.2f}")
         self.state = {"ratio": ratio, "labels_per_user": labels, **r}
-        self.show(self.figure)
+        # the bars and the title; the zero line and the legend are static, but drawn over the bars
+        self.blit(self.figure, [*self._bars_majority, *self._bars_minority, self._ax.title, self._zero, self._ax.get_legend()])
         return self.state

@@ -114,7 +114,7 @@ class ConstitutionExplorer(Explorer):
         self.observe("swap_filter", widgets.Checkbox(value=False, description="keep only both-order agreement", indent=False))
         self.fig, (ax_l, ax_r) = new_figure(2, width=3.8, height=3.0)
         self.bars_l = ax_l.bar(["agrees\nwith human", "picks\nthe first", "kept"], [0, 0, 0], color=[MAJORITY, MINORITY, NEUTRAL])
-        ax_l.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
+        self._chance = ax_l.axhline(0.5, color=NEUTRAL, ls="--", lw=1)
         ax_l.set_ylim(0, 1.05)
         ax_l.set(title="the labels", xlabel="over all pairs", ylabel="share of pairs")
         self.kinds = ("hallucination", "coverage", "sycophancy")
@@ -122,6 +122,8 @@ class ConstitutionExplorer(Explorer):
         ax_r.set_ylim(0, 1.05)
         ax_r.set(title="error rate by kind of pair", xlabel="kind of pair", ylabel="share labelled wrongly")
         ax_r.tick_params(axis="x", labelrotation=20)
+        for ax in (ax_l, ax_r):
+            ax.set_axisbelow(True)  # grid lines under the bars (as the blitted redraw draws them)
         self.widget = widgets.VBox([widgets.HBox([self.controls[n] for n in rlaif.PRINCIPLES]),
                                     widgets.HBox([self.controls["combine"], self.controls["swap_filter"]]),
                                     self.label, self.output])
@@ -159,5 +161,5 @@ class ConstitutionExplorer(Explorer):
             bar.set_height(0.0 if errors[k] != errors[k] else errors[k])
         self.label.value = (f"agreement with human labels {self.state['agreement']:.3f}, picks the first "
                             f"{self.state['position_bias']:.3f}, kept {self.state['kept']:.3f}")
-        self.show(self.fig)
+        self.blit(self.fig, [*self.bars_l, self._chance, *self.bars_r])  # the chance line stays on top of the bars
         return self.state
