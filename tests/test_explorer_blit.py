@@ -81,8 +81,14 @@ def _reward():
     return RewardExplorer(n_pairs=10), {"n_pairs": 1000}  # limits follow the points: the axes move too
 
 
-@pytest.mark.parametrize("make", [_routing, _maxmin, _guidance, _constitution, _ddpo, _reward],
-                         ids=["lab07-routing", "lab05-maxmin", "lab01-guidance", "lab08-constitution", "lab06-ddpo", "lab02-reward"])
+def _dpo():
+    from course_kit.viz.dpo import DPOExplorer
+
+    return DPOExplorer(n_pairs=2000), {"beta": 0.1}
+
+
+@pytest.mark.parametrize("make", [_routing, _maxmin, _guidance, _constitution, _ddpo, _reward, _dpo],
+                         ids=["lab07-routing", "lab05-maxmin", "lab01-guidance", "lab08-constitution", "lab06-ddpo", "lab02-reward", "lab04-dpo"])
 def test_a_blitted_move_shows_what_a_full_draw_shows(make):
     explorer, move = make()
     before = _pixels(explorer.png)

@@ -20,7 +20,7 @@ import torch
 from course_kit.preference import dpo_exact
 from course_kit.preference.dpo import gradient_weight_of_margin
 from course_kit.worlds import preference_world as pw
-from course_kit.viz.explorer import Explorer, canvas_png
+from course_kit.viz.explorer import Explorer
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, legend_below, new_figure
 
 
@@ -113,13 +113,12 @@ class DPOExplorer(Explorer):
 
     Speed (the widgets issue: a move that does not retrain answers within 100 ms): the exact-level fit is
     done once in ``__init__``; the figure is drawn once, its static part (axes, ticks, pi_ref's bars) kept
-    as a bitmap, and a move redraws only the changing artists on that bitmap and sends the PNG to an
-    ``ipywidgets.Image`` (blitting). The probability panel has a fixed log axis, so nothing static moves.
+    as a bitmap, and a move redraws only the changing artists on that bitmap (``Explorer.blit``). The
+    probability panel has a fixed log axis, so nothing static moves.
     """
 
     def __init__(self, n_pairs: int = 5_000, seed: int = 0, beta: float = 1.0, margin: float = 5.0):
         import ipywidgets as widgets
-        from IPython.display import display
 
         super().__init__()
         self.world = pw.make_world()
@@ -133,9 +132,6 @@ class DPOExplorer(Explorer):
                                                     description="β", continuous_update=False))
         self.observe("margin", widgets.FloatSlider(value=margin, min=-10.0, max=40.0, step=0.5,
                                                    description="margin Δ", continuous_update=False))
-        self.image = widgets.Image(format="png")
-        with self.output:
-            display(self.image)
         self._artists: Dict[str, Any] = {}
         self._build_figure()
         self.update(beta=beta, margin=margin)
@@ -155,17 +151,15 @@ class DPOExplorer(Explorer):
                 "weight": float(gradient_weight_of_margin(torch.tensor(beta * margin)))}
 
     def _build_figure(self) -> None:
-        """Draw the static part once and keep it as a bitmap; the animated artists are drawn per move."""
+        """The figure, built once; a move changes its curves, points and titles (``Explorer.blit``)."""
         import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         fig, axes = new_figure(2, width=5.0, height=3.4)
         plt.close(fig)  # ours to draw, not pyplot's: a notebook's plt.show() must not show it again
-        FigureCanvasAgg(fig)
         k = torch.arange(len(self.order))
         a = self._artists
-        a["curve"], = axes[0].plot(self.margins, self.margins * 0, color=ACCENT, lw=2.2, animated=True)
-        a["point"] = axes[0].scatter([0.0], [0.5], s=60, color="black", zorder=4, animated=True)
+        a["curve"], = axes[0].plot(self.margins, self.margins * 0, color=ACCENT, lw=2.2)
+        a["point"] = axes[0].scatter([0.0], [0.5], s=60, color="black", zorder=4)
         axes[0].axvline(0.0, color=NEUTRAL, lw=0.8, ls=":")
         axes[0].set_xlim(float(self.margins[0]), float(self.margins[-1]))
         axes[0].set_ylim(-0.03, 1.03)
@@ -174,32 +168,17 @@ class DPOExplorer(Explorer):
         axes[0].set_title(" ")
         axes[1].bar(k, self.ref[self.order], color=NEUTRAL, alpha=0.5, label="π_ref")
         a["optimum"], = axes[1].step(k, self.ref[self.order], where="mid", color="black", lw=1.5,
-                                     label="π* ∝ π_ref · exp(r*/β)", animated=True)
-        a["dpo"] = axes[1].scatter(k, self.ref[self.order], color=ACCENT, s=18, zorder=3, label="DPO", animated=True)
+                                     label="π* ∝ π_ref · exp(r*/β)")
+        a["dpo"] = axes[1].scatter(k, self.ref[self.order], color=ACCENT, s=18, zorder=3, label="DPO")
         axes[1].set_yscale("log")
         axes[1].set_ylim(1e-6, 1.5)
         axes[1].set_xlabel("response (sorted by gold reward)")
         axes[1].set_ylabel("probability (log scale)")
-        axes[1].legend(loc="upper left", frameon=True, framealpha=0.9)
+        a["legend"] = axes[1].legend(loc="upper left", frameon=True, framealpha=0.9)  # static, drawn over the points
         axes[1].set_title(" ")
-        a["title0"] = axes[0].text(0.5, 1.02, "", transform=axes[0].transAxes, ha="center", va="bottom",
-                                   fontsize=10, animated=True)
-        a["title1"] = axes[1].text(0.5, 1.02, "", transform=axes[1].transAxes, ha="center", va="bottom",
-                                   fontsize=10, animated=True)
-        fig.canvas.draw()  # lay out once with the constrained engine...
-        fig.set_layout_engine("none")  # ...then keep that layout
-        self._background = fig.canvas.copy_from_bbox(fig.bbox)
+        a["title0"] = axes[0].text(0.5, 1.02, "", transform=axes[0].transAxes, ha="center", va="bottom", fontsize=10)
+        a["title1"] = axes[1].text(0.5, 1.02, "", transform=axes[1].transAxes, ha="center", va="bottom", fontsize=10)
         self.figure, self.axes = fig, axes
-
-    def render_png(self) -> bytes:
-        """Blit the animated artists on the static bitmap and return the figure as PNG bytes."""
-        canvas = self.figure.canvas
-        canvas.restore_region(self._background)
-        for name in ("curve", "point", "title0"):
-            self.axes[0].draw_artist(self._artists[name])
-        for name in ("optimum", "dpo", "title1"):
-            self.axes[1].draw_artist(self._artists[name])
-        return canvas_png(canvas)
 
     def update(self, beta: Optional[float] = None, margin: Optional[float] = None) -> Dict[str, float]:
         """Set the artists for ``beta`` and ``margin`` (default: the controls' values), redraw; return ``state``."""
@@ -218,5 +197,5 @@ class DPOExplorer(Explorer):
                       "tv_to_optimum": result["tv_to_optimum"], "kl_to_ref": result["kl_to_ref"]}
         self.label.value = (f"β = {beta:.3g}, Δ = {margin:g}: weight {result['weight']:.3f}; "
                             f"TV(DPO, π*) {result['tv_to_optimum']:.3f}; KL(DPO || π_ref) {result['kl_to_ref']:.2f} nats")
-        self.image.value = self.render_png()
+        self.blit(self.figure, list(a.values()))
         return self.state

@@ -9,7 +9,8 @@ An explorer is a set of controls over a lab's results and a figure that answers 
 - ``explorer.show(fig)``: the one helper that draws a figure into the explorer's ``Output`` (fast:
   its own Agg canvas, ``canvas_png``);
   ``explorer.blit(fig, moving)`` redraws only the artists a move changes over a stored bitmap (the
-  fastest: a few ms); ``explorer.show_png(png)`` shows an image already rendered.
+  fastest: a few ms); ``explorer.show_png(png)`` shows an image already rendered (in
+  ``explorer.image``, an ``ipywidgets.Image``).
 
 Plain pytest drives an explorer by setting a control's value (``explorer.controls["w"].value = 3``),
 which fires the same observer a browser does.
@@ -28,6 +29,8 @@ class Explorer:
 
         self.controls: Dict[str, Any] = {}  # control name -> ipywidgets control (slider, dropdown, button)
         self.output = widgets.Output()  # where the figure is drawn
+        self.image = widgets.Image(format="png")  # the figure, once shown: show_png swaps its bytes
+        self._image_on_display = False  # is ``image`` inside ``output`` yet
         self.label = widgets.HTML()  # one line of numbers under the controls
         self.state: Dict[str, Any] = {}  # the numbers on display
         self.figure = None  # the latest figure
@@ -100,12 +103,20 @@ class Explorer:
         self.show_png(self.png)
 
     def show_png(self, png: bytes) -> None:
-        """Draw an already rendered PNG into the explorer's Output (replacing the previous image)."""
-        from IPython.display import Image, clear_output, display
+        """Show an already rendered PNG: the explorer's ``Image`` widget takes the new bytes.
 
-        with self.output:
-            clear_output(wait=True)
-            display(Image(data=png, format="png"))
+        One message with the bytes as a binary buffer, and the page swaps the picture in place; a
+        ``display`` into the Output instead sends them base64-encoded and rebuilds the output area.
+        """
+        from IPython.display import clear_output, display
+
+        if not self._image_on_display:
+            with self.output:
+                clear_output(wait=True)
+                display(self.image)
+            self._image_on_display = True
+        self.png = png
+        self.image.value = png
 
     def _ipython_display_(self):
         from IPython.display import display
