@@ -31,7 +31,7 @@ from course_kit.diffusion.cfg_guidance import (
     tilted_majority_shares,
 )
 from course_kit.viz.explorer import Explorer
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, legend_below, new_figure
 from course_kit.worlds.gaussian_mixture import GaussianMixture1D
 
 
@@ -188,7 +188,7 @@ class GuidanceExplorer(Explorer):
     def _build_figure(self):
         import matplotlib.pyplot as plt
 
-        fig, ax = new_figure(width=6.0, height=3.0)
+        fig, ax = new_figure(width=6.0, height=3.6)
         zeros = np.zeros(len(self.bins) - 1)
         maj = ax.stairs(zeros, self.bins, fill=True, color=MAJORITY, alpha=0.7, label="majority group")
         mino = ax.stairs(zeros, self.bins, fill=True, color=MINORITY, alpha=0.7, label="minority group")
@@ -198,10 +198,9 @@ class GuidanceExplorer(Explorer):
         top = max(np.histogram(x.numpy(), bins=self.bins)[0].max() for x, _, _ in self._cache.values())
         ax.set(xlim=(self.bins[0], self.bins[-1]), ylim=(0, 1.05 * top), xlabel="x (sign = group)", ylabel="samples",
                title="guided DDIM samples from the same initial noise")
-        legend = ax.legend(loc="upper left")
+        legend_below(fig, ax, ncol=2)  # off the data: a static part of the picture, never redrawn
         plt.close(fig)  # drawn by blit(), never by the notebook's inline backend
-        return fig, {"ax": ax, "majority": maj, "minority": mino, "tilted": line, "text": text, "mean": mean_line,
-                     "legend": legend}
+        return fig, {"ax": ax, "majority": maj, "minority": mino, "tilted": line, "text": text, "mean": mean_line}
 
     def _redraw(self, w: float, x: torch.Tensor) -> None:
         if self._artists is None:
@@ -212,5 +211,5 @@ class GuidanceExplorer(Explorer):
         a["minority"].set_data(np.histogram(x_np[x_np < 0], bins=self.bins)[0])
         a["tilted"].set_ydata(self._tilted_curve(w))
         a["text"].set_text(f"w = {w:g}")
-        # the mean line and the legend are static, but drawn over the histograms
-        self.blit(self.figure, [a[name] for name in ("majority", "minority", "tilted", "text", "mean", "legend")])
+        # the mean line is static, but drawn over the histograms
+        self.blit(self.figure, [a[name] for name in ("majority", "minority", "tilted", "text", "mean")])

@@ -352,9 +352,8 @@ class DDPOExplorer(Explorer):
             ax_share.set_ylabel("female share")
             plt.close(self.figure)  # drawn by blit(), never by the notebook's inline backend
         ax_share = self._line.axes
-        wider = len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5
-        if wider:  # a run past the axis: a wider one, drawn anew
+        if len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5:  # a run past the axis: a wider one
             ax_share.set_xlim(-0.5, 2 * (len(self.shares) - 1) + 0.5)
         self._image.set_data(_grid(images, 4))
         self._line.set_data(range(len(self.shares)), self.shares)
-        self.blit(self.figure, [self._image, self._line], new_background=wider)
+        self.blit(self.figure, [self._image, self._line], key=ax_share.get_xlim())  # a wider axis: a new background

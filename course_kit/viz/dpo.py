@@ -154,7 +154,7 @@ class DPOExplorer(Explorer):
         """The figure, built once; a move changes its curves, points and titles (``Explorer.blit``)."""
         import matplotlib.pyplot as plt
 
-        fig, axes = new_figure(2, width=5.0, height=3.4)
+        fig, axes = new_figure(2, width=5.0, height=3.8)
         plt.close(fig)  # ours to draw, not pyplot's: a notebook's plt.show() must not show it again
         k = torch.arange(len(self.order))
         a = self._artists
@@ -165,7 +165,7 @@ class DPOExplorer(Explorer):
         axes[0].set_ylim(-0.03, 1.03)
         axes[0].set_xlabel("log-ratio margin Δ")
         axes[0].set_ylabel("gradient weight σ(−βΔ)")
-        axes[0].set_title(" ")
+        axes[0].set_title("weight of a pair's gradient", fontsize=10)
         axes[1].bar(k, self.ref[self.order], color=NEUTRAL, alpha=0.5, label="π_ref")
         a["optimum"], = axes[1].step(k, self.ref[self.order], where="mid", color="black", lw=1.5,
                                      label="π* ∝ π_ref · exp(r*/β)")
@@ -174,10 +174,8 @@ class DPOExplorer(Explorer):
         axes[1].set_ylim(1e-6, 1.5)
         axes[1].set_xlabel("response (sorted by gold reward)")
         axes[1].set_ylabel("probability (log scale)")
-        a["legend"] = axes[1].legend(loc="upper left", frameon=True, framealpha=0.9)  # static, drawn over the points
-        axes[1].set_title(" ")
-        a["title0"] = axes[0].text(0.5, 1.02, "", transform=axes[0].transAxes, ha="center", va="bottom", fontsize=10)
-        a["title1"] = axes[1].text(0.5, 1.02, "", transform=axes[1].transAxes, ha="center", va="bottom", fontsize=10)
+        legend_below(fig, axes[1], ncol=3)  # off the data: a static part of the picture, never redrawn
+        axes[1].set_title("DPO's policy and π*", fontsize=10)
         self.figure, self.axes = fig, axes
 
     def update(self, beta: Optional[float] = None, margin: Optional[float] = None) -> Dict[str, float]:
@@ -188,11 +186,9 @@ class DPOExplorer(Explorer):
         a = self._artists
         a["curve"].set_ydata(gradient_weight_of_margin(beta * self.margins).numpy())
         a["point"].set_offsets([[margin, result["weight"]]])
-        a["title0"].set_text(f"β = {beta:.2g}: weight at Δ = {margin:g} is {result['weight']:.3f}")
         k = torch.arange(len(self.order)).float()
         a["optimum"].set_ydata(result["optimum"][self.order].numpy())
         a["dpo"].set_offsets(torch.stack([k, result["dpo"][self.order]], dim=1).numpy())
-        a["title1"].set_text(f"TV(DPO, π*) = {result['tv_to_optimum']:.3f}, KL to π_ref = {result['kl_to_ref']:.2f}")
         self.state = {"beta": beta, "margin": margin, "weight": result["weight"],
                       "tv_to_optimum": result["tv_to_optimum"], "kl_to_ref": result["kl_to_ref"]}
         self.label.value = (f"β = {beta:.3g}, Δ = {margin:g}: weight {result['weight']:.3f}; "

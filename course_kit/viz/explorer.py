@@ -18,7 +18,7 @@ which fires the same observer a browser does.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Hashable, Sequence
 
 
 class Explorer:
@@ -35,7 +35,7 @@ class Explorer:
         self.state: Dict[str, Any] = {}  # the numbers on display
         self.figure = None  # the latest figure
         self.png = None  # the latest image on display (PNG bytes), readable by tests
-        self._background = None  # (figure, bitmap of everything but the moving artists), see ``blit``
+        self._backgrounds: Dict[tuple, Any] = {}  # (id(figure), key) -> bitmap without the moving artists (``blit``)
         self.widget = None  # set by the subclass: the box to display
 
     def update(self, **values: Any) -> Dict[str, Any]:  # pragma: no cover - abstract
@@ -66,21 +66,16 @@ class Explorer:
         self.png = canvas_png(fig.canvas)
         self.show_png(self.png)
 
-    def blit(self, fig, moving: Sequence[Any], new_background: bool = False) -> None:
-        """Show ``fig`` where only the ``moving`` artists changed since the last call: redraw just them.
+    def background(self, fig, moving: Sequence[Any], key: Hashable = None):
+        """The stored bitmap of ``fig`` without the ``moving`` artists, for the static state ``key``; drawn once.
 
-        The first call for a figure (or ``new_background=True``, after a change of limits or ticks)
-        draws everything else once, fixes the layout and keeps that bitmap; later calls paste it back,
-        draw the ``moving`` artists over it in z-order, as a full draw would, and send the PNG
-        (``canvas_png``). A static artist that a full draw puts above a moving one (a reference line
-        over bars, a legend) must be listed in ``moving`` too, or the moving one would cover it. A
-        move's redraw then costs a few milliseconds instead of a full draw, whose text layout alone
-        takes most of 100 ms here. ``tests/test_explorer_blit.py`` compares it with a full draw.
+        ``key`` names what the static part depends on (the axis limits, say): one bitmap per key, kept
+        for the explorer's life. The first bitmap of a figure also fixes its layout.
         """
         import matplotlib.pyplot as plt
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        if self._background is None or self._background[0] is not fig or new_background:
+        if (id(fig), key) not in self._backgrounds:
             plt.close(fig)  # drawn here, never by the notebook's inline backend
             if type(fig.canvas) is not FigureCanvasAgg:
                 FigureCanvasAgg(fig)
@@ -90,11 +85,24 @@ class Explorer:
             for artist in moving:
                 artist.set_visible(False)
             fig.canvas.draw()
-            self._background = (fig, fig.canvas.copy_from_bbox(fig.bbox))
+            self._backgrounds[id(fig), key] = fig.canvas.copy_from_bbox(fig.bbox)
             for artist in moving:
                 artist.set_visible(True)
+        return self._backgrounds[id(fig), key]
+
+    def blit(self, fig, moving: Sequence[Any], key: Hashable = None) -> None:
+        """Show ``fig`` where only the ``moving`` artists changed since the static state ``key``: redraw just them.
+
+        The rest of the figure is drawn once per ``key`` (``background``); a call pastes that bitmap,
+        draws the ``moving`` artists over it in z-order, as a full draw would, and sends the PNG
+        (``canvas_png``). A static artist that a full draw puts above a moving one (a reference line
+        over bars, a legend) must be listed in ``moving`` too, or the moving one would cover it. A
+        move's redraw then costs a few milliseconds instead of a full draw, whose text layout alone
+        takes most of 100 ms here. ``tests/test_explorer_blit.py`` compares it with a full draw.
+        """
+        bitmap = self.background(fig, moving, key)
         canvas = fig.canvas
-        canvas.restore_region(self._background[1])
+        canvas.restore_region(bitmap)
         renderer = canvas.get_renderer()
         for artist in sorted(moving, key=lambda a: a.get_zorder()):  # stable: equal z-orders keep the given order
             artist.draw(renderer)  # what Axes.draw_artist does, for figure-level artists too

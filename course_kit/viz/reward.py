@@ -7,6 +7,8 @@ the proxy against the gold reward per response as the number of pairs and the la
 
 from __future__ import annotations
 
+import math
+
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -169,9 +171,16 @@ class RewardExplorer(Explorer):
         self.limits = (float(values.min()), float(values.max()))
 
     def limits_for(self, aligned: np.ndarray) -> Tuple[float, float]:
-        """Axis limits (shared by both axes) that cover the gold rewards and this fit's proxy rewards."""
+        """Axis limits (shared by both axes) that cover the gold rewards and this fit's proxy rewards.
+
+        Each end snaps outwards to a power of two (6.9 -> 8, -2.8 -> -4): the points fill at least half
+        of each side, and the axes zoom in a few steps (seven over the 90 slider positions), each drawn
+        once, when the explorer is built (``Explorer.blit`` keeps one background per step).
+        """
         gold = self.world.gold_reward.numpy()
-        return float(min(gold.min(), aligned.min())), float(max(gold.max(), aligned.max()))
+        lo, hi = min(gold.min(), aligned.min()), max(gold.max(), aligned.max())
+        return (-float(2.0 ** math.ceil(math.log2(-lo))) if lo < 0 else 0.0,
+                float(2.0 ** math.ceil(math.log2(hi))) if hi > 0 else 0.0)
 
     def update(self, n_pairs: Optional[int] = None, label_noise: Optional[float] = None) -> Dict[str, float]:
         """Show the fit for the given (or current) slider values and return its numbers."""
@@ -180,23 +189,33 @@ class RewardExplorer(Explorer):
         aligned = self.fits[(n, noise)].numpy()  # (K,)
         self.state = {"n_pairs": n, "label_noise": noise, **self.stats[(n, noise)]}
         if self._figure_parts is None:
-            fig, ax = plot_proxy_vs_gold(self.world, torch.from_numpy(aligned), limits=self.limits)
-            typical_points, long_points = ax.collections[:2]
-            ax.get_legend().remove()  # said once in the label instead: a fifth of every redraw's time
-            self._figure_parts = (fig, ax, typical_points, long_points)
+            self._build_figure(aligned)
         fig, ax, typical_points, long_points = self._figure_parts
         gold, long = self.world.gold_reward.numpy(), self.world.is_long.numpy()
         typical_points.set_offsets(np.column_stack([gold[~long], aligned[~long]]))
         long_points.set_offsets(np.column_stack([gold[long], aligned[long]]))
-        lo, hi = self.limits_for(aligned)
-        pad = 0.05 * (hi - lo)
-        ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))  # the limits follow this fit's points
-        ax.lines[0].set_data([lo, hi], [lo, hi])  # the proxy = gold diagonal
+        limits = self.limits_for(aligned)
+        ax.set(xlim=limits, ylim=limits)  # the limits follow this fit's points
         ax.set_title(f"{n} pairs, noise {noise:.2f}")
         self.label.value = (f"corr with gold (typical) {self.state['corr_typical']:.2f}, slope {self.state['slope_typical']:.2f}, "
                             f"held-out pair accuracy {self.state['pair_accuracy']:.3f} (gold {self.state['gold_pair_accuracy']:.3f})"
                             "<br>circles: typical responses; triangles: very long (rare) ones; dashed: proxy = gold")
-        # the limits change with every fit: the axes (ticks, tick labels, grid) are redrawn with the points;
-        # the colour bar, the frame and the axes' background stay in the stored bitmap
-        self.blit(fig, [ax.xaxis, ax.yaxis, ax.title, ax.lines[0], typical_points, long_points, *ax.spines.values()])
+        self.blit(fig, self._moving(), key=limits)  # the axes of these limits come from a stored bitmap
         return self.state
+
+    def _moving(self) -> list:
+        fig, ax, typical_points, long_points = self._figure_parts
+        return [ax.title, ax.lines[0], typical_points, long_points]
+
+    def _build_figure(self, aligned: np.ndarray) -> None:
+        """The figure, and the axes of every zoom step drawn once (a quarter of a second each)."""
+        fig, ax = plot_proxy_vs_gold(self.world, torch.from_numpy(aligned), limits=self.limits)
+        typical_points, long_points = ax.collections[:2]
+        ax.get_legend().remove()  # said once in the label instead: a fifth of every redraw's time
+        lo, hi = ax.get_xlim()
+        ax.lines[0].set_data([-1e6, 1e6], [-1e6, 1e6])  # the proxy = gold diagonal, across any limits
+        ax.set(xlim=(lo, hi), ylim=(lo, hi))
+        self._figure_parts = (fig, ax, typical_points, long_points)
+        for limits in sorted({self.limits_for(fit.numpy()) for fit in self.fits.values()}):  # a full draw each, once
+            ax.set(xlim=limits, ylim=limits)
+            self.background(fig, self._moving(), key=limits)
