@@ -218,7 +218,7 @@ TEXTS_JS = "el => [...el.querySelectorAll('.widget-html-content, .jp-OutputArea-
 # first differ, and the time is the later of the two once nothing has changed for SETTLE_S. An
 # explorer that writes its label first and sends its figure later is timed to the figure. (Polling
 # from Python instead costs a Playwright round trip per look, about 50 ms on a long notebook.)
-SETTLE_S = 1.0
+SETTLE_S = 0.5  # an explorer sends its label and figure within milliseconds of each other
 ARM_TIMER_JS = """(el, parts) => {
     const [images, texts] = parts.map(f => eval(f));
     const before = [images(el), texts(el)];
@@ -302,8 +302,9 @@ def move(area, control: Dict, step: int = 0) -> str:
         return f"dropdown {control['index']} -> option {target}"
     button = area.locator(BUTTON).nth(control["index"])
     button.scroll_into_view_if_needed()
+    text = (button.text_content() or "").strip()
     button.click()
-    return f"button {control['index']} clicked"
+    return f"button {control['index']} '{text}' clicked"
 
 
 MAX_OUTPUTS_PER_CELL = 6  # "a handful": more means a pile of progress bars or prints a student must scroll past
