@@ -100,3 +100,23 @@ def test_a_blitted_move_shows_what_a_full_draw_shows(make):
     differ = (np.abs(shown - reference).max(axis=2) > 32).mean()
     assert differ <= 0.0025, f"{differ:.2%} of the pixels differ from a full draw"
 
+
+
+def test_canvas_png_is_a_png_any_reader_decodes_to_the_canvas_pixels():
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    from course_kit.viz.explorer import canvas_png
+
+    fig, ax = plt.subplots(figsize=(3.3, 1.7), dpi=90)  # an odd width: rows of 297 pixels
+    ax.imshow(np.random.default_rng(0).random((8, 8, 3)))
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    png = canvas_png(fig.canvas)
+    image = Image.open(io.BytesIO(png))
+    image.verify()  # chunk CRCs and structure
+    decoded = np.asarray(Image.open(io.BytesIO(png)))  # (H, W, 3)
+    assert decoded.shape == (153, 297, 3)
+    assert np.array_equal(decoded, np.asarray(fig.canvas.buffer_rgba())[:, :, :3])
+    plt.close(fig)

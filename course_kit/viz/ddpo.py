@@ -9,7 +9,6 @@ steps DDPO one epoch at a time and shows the portraits and the female share.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -250,7 +249,9 @@ class DDPOExplorer(Explorer):
             raise ValueError(f"n_images must be an integer in [1, min(64, eval_n) = {min(64, eval_n)}], got {n_images!r}")
         self.eval_n, self.seed, self.n_images = eval_n, seed, n_images
         self.classifier = load_classifier()
-        self._pretrained_model = load_model()  # read (and checksum-verified) once; every run starts from a copy
+        self.model = load_model()  # read (and checksum-verified) once
+        # every run starts from these weights, copied back in place (a deepcopy of the module took half a reset)
+        self._pretrained_weights = {k: v.clone() for k, v in self.model.state_dict().items()}
         stored = ddpo_stored.load("explorer")
         # the pretrained model's numbers per prompt and w, when they were measured as this explorer would
         measured_alike = (stored["eval_n"], stored["seed"]) == (eval_n, seed) and n_images <= ddpo_stored.EXPLORER_PORTRAITS
@@ -277,7 +278,7 @@ class DDPOExplorer(Explorer):
         from course_kit.diffusion.gender_rewards import make_gender_reward
         from course_kit.experiments.ddpo import CONFIGS
 
-        self.model = copy.deepcopy(self._pretrained_model)  # a fresh pretrained model, without reading data/ again
+        self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
         self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
         self.shares: List[float] = []

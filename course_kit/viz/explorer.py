@@ -133,12 +133,27 @@ class Explorer:
 
 
 def canvas_png(canvas, compress_level: int = 1) -> bytes:
-    """Encode what an Agg canvas holds now as PNG, fast (low compression, no redraw of the figure)."""
-    import io
+    """Encode what an Agg canvas holds now as an RGB PNG, fast (no redraw of the figure).
+
+    Written here rather than by Pillow, whose encoder picks a PNG filter for every row: on a 650 x 220
+    figure that filtering took 5 of its 8.6 ms, and a move of the Lab 06 explorer costs 15 ms in all.
+    Rows are stored unfiltered (filter type 0) and deflated at ``compress_level``; the file is a
+    little larger (a figure is mostly flat colour) and any PNG reader decodes it (tested against
+    Pillow's decoder). The alpha channel is dropped: the figures are opaque.
+    """
+    import struct
+    import zlib
 
     import numpy as np
-    from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=compress_level)
-    return buffer.getvalue()
+    rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4) uint8
+    height, width = rgba.shape[:2]
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # (H, 1 + 3W): filter byte 0, then R G B per pixel
+    rows[:, 1:] = rgba[:, :, :3].reshape(height, 3 * width)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, deflate, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), compress_level))
+            + chunk(b"IEND", b""))

@@ -307,6 +307,39 @@ def move(area, control: Dict, step: int = 0) -> str:
     return f"button {control['index']} '{text}' clicked"
 
 
+class MachineTurns:
+    """Browser workers sharing one machine: notebooks run side by side, timed widget moves run alone.
+
+    Each worker holds a shared lock on ``path`` while its notebook runs and an exclusive one while it
+    times an explorer's moves (``fcntl.flock``; unlocked first, so two workers asking at once cannot
+    deadlock). A student runs one notebook at a time: the latency file then times the widget, not the
+    other worker's notebook computing on the same cores. Without ``fcntl`` (not POSIX) it does nothing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a")
+
+    def _lock(self, mode_name: Optional[str]) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        if mode_name is not None:
+            fcntl.flock(self._file, getattr(fcntl, mode_name))
+
+    def shared(self) -> None:
+        self._lock("LOCK_SH")
+
+    def alone(self) -> None:
+        self._lock("LOCK_EX")
+
+    def release(self) -> None:
+        self._lock(None)
+        self._file.close()
+
+
 MAX_OUTPUTS_PER_CELL = 6  # "a handful": more means a pile of progress bars or prints a student must scroll past
 
 

@@ -4,7 +4,8 @@ For every lab: open it, Run All Cells, then assert no stderr output (tracebacks 
 render there), no "Error displaying widget", no output collapsed behind "Show more outputs" and no
 cell with more than a handful of outputs (a pile of progress bars), no formula MathJax could not
 typeset, and that every control of every explorer (sliders by keyboard, dropdowns by selection,
-buttons by click) changes that explorer's figure or label. Then save, reopen the notebook in a fresh
+buttons by click) changes that explorer's figure or label, timed in the page while no other notebook
+runs (``MachineTurns``; median of three moves in ``runs/browser/latency.json``). Then save, reopen the notebook in a fresh
 browser context (as a student reloading the page): still no dead widget, no error output and no
 MathJax error. A screenshot of every figure is left in ``runs/browser/figures/<lab>/`` (CI artefacts).
 """
@@ -17,7 +18,7 @@ import statistics
 import pytest
 
 from conftest import ARTIFACTS
-from harness import MAX_OUTPUTS_PER_CELL, broken_widgets, collapsed_outputs, controls_of, mathjax_errors, open_notebook, \
+from harness import MAX_OUTPUTS_PER_CELL, MachineTurns, broken_widgets, collapsed_outputs, controls_of, mathjax_errors, open_notebook, \
     outputs_per_cell, run_all, save_notebook, screenshot_figures, shutdown_kernels, stderr_outputs, timed_move, unrun_cells, \
     wait_for_mathjax, widget_outputs
 from course_kit.editions import LABS_DIR
@@ -48,6 +49,8 @@ def _write_latency(testrun_uid):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
+    turns = MachineTurns(ARTIFACTS / "machine.lock")
+    turns.shared()
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     console = []
@@ -60,6 +63,7 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
         assert unrun_cells(page) == 0, f"{lab}: cells not run after Run All ({seconds:.0f} s)"
         assert broken_widgets(page) == 0, f"{lab}: 'Error displaying widget' shown"
         moved = []
+        turns.alone()  # the moves are timed while no other notebook runs
         for area in widget_outputs(page):
             for control in controls_of(area):
                 times = []
@@ -69,6 +73,7 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
                 moved.append(action)
                 LATENCY.append({"lab": lab[:2], "control": action, "seconds": round(statistics.median(times), 3),
                                 "max_seconds": round(max(times), 3), "moves": len(times)})
+        turns.shared()
         assert broken_widgets(page) == 0 and not stderr_outputs(page), f"{lab}: a widget move broke something: {moved}"
         slow = {m["control"]: m["seconds"] for m in LATENCY if m["lab"] == lab[:2] and m["seconds"] > SLOW_S
                 and not any(word in m["control"] for word in TRAINING_BUTTONS)}
@@ -98,5 +103,6 @@ def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
         (ARTIFACTS / f"{lab}.console.json").write_text(json.dumps(console, indent=1))
         raise
     finally:
+        turns.release()
         context.close()
         shutdown_kernels(lab_server)
