@@ -166,7 +166,7 @@ def test_the_side_folder_is_colabs(colab_side):
 @pytest.mark.slow
 def test_every_explorer_works_with_colabs_packages(colab_side):
     side, _ = colab_side
-    viz_tests = sorted(str(p) for p in (ROOT / "tests").glob("test_*_viz.py"))
+    viz_tests = sorted(str(p) for p in (ROOT / "tests").glob("test_*_viz.py")) + [str(ROOT / "tests" / "test_explorer_blit.py")]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *viz_tests],
                           env=_env(side), capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, f"explorers under Colab's packages:\n{done.stdout[-3000:]}"

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from course_kit.viz.explorer import Explorer
-from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, new_figure
+from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, legend_below, new_figure
 from course_kit.worlds.latent_world import BRANDS, CONCEPTS, STYLES
 
 MARKERS = ("o", "s", "^")  # one marker per concept
@@ -133,7 +133,7 @@ class RoutingExplorer(Explorer):
             ax.set_xticks([0.19, 1.19], ["undamaged", "damaged"])
             ax.set(title=f"router {stage} erasure", xlabel="parcel", ylabel="slow-lane rate", ylim=(0, 1.05))
             ax.set_axisbelow(True)  # grid lines under the bars (as the blitted redraw draws them)
-        axes[0].legend()
+        legend_below(self.fig, axes[0], ncol=2)  # off the data: static, never redrawn (a legend is most of a redraw)
         slider = widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
                                      continuous_update=False, readout_format=".2f")
         self.observe("threshold", slider)
@@ -167,5 +167,5 @@ class RoutingExplorer(Explorer):
                             f"after {state['after']['equalized_odds_difference']:.3f}")
         self.state = {"threshold": threshold, **state}
         bars = [rect for stage_bars in self.bars.values() for rect in stage_bars]
-        self.blit(self.fig, bars + [self.fig.axes[0].get_legend()])  # the legend stays on top of the bars
+        self.blit(self.fig, bars)
         return self.state

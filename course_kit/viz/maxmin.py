@@ -160,17 +160,18 @@ class MaxMinExplorer(Explorer):
         import matplotlib.pyplot as plt
 
         use_style()
-        fig, ax = plt.subplots(figsize=(5.0, 3.0))  # no layout engine: fixed margins, so a redraw solves no layout
-        fig.subplots_adjust(left=0.15, right=0.98, bottom=0.1, top=0.9)
+        fig, ax = plt.subplots(figsize=(5.0, 3.5))  # no layout engine: fixed margins, so a redraw solves no layout
+        fig.subplots_adjust(left=0.15, right=0.98, bottom=0.26, top=0.91)  # room for the legend below
         x = torch.arange(2).float()
         self._bars_majority = ax.bar(x - 0.2, [0.0, 0.0], 0.4, color=MAJORITY, label="majority")
         self._bars_minority = ax.bar(x + 0.2, [0.0, 0.0], 0.4, color=MINORITY, label="minority")
         self._zero = ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks([0, 1], ["single reward", "MaxMin (EM)"])
+        ax.set_xlabel("alignment method")
         ax.set_ylabel("utility (gold reward gain over pi_ref)")
         values = [v for r in self.results.values() for k, v in r.items() if k.startswith(("single_m", "maxmin_m"))]
         ax.set_ylim(min(values + [0.0]) - 0.3, max(values) + 0.3)  # fixed: bars comparable across moves
-        ax.legend(loc="upper right")
+        fig.legend(loc="lower center", ncol=2)  # off the data: static, never redrawn (a legend is most of a redraw)
         self._ax = ax
         self.figure = fig
 
@@ -192,6 +193,6 @@ class MaxMinExplorer(Explorer):
         self.label.value = (f"win rate vs pi_ref (majority / minority): single reward {r['single_win_majority']:.2f} / "
                             f"{r['single_win_minority']:.2f}, MaxMin {r['maxmin_win_majority']:.2f} / {r['maxmin_win_minority']:.2f}")
         self.state = {"ratio": ratio, "labels_per_user": labels, **r}
-        # the bars and the title; the zero line and the legend are static, but drawn over the bars
-        self.blit(self.figure, [*self._bars_majority, *self._bars_minority, self._ax.title, self._zero, self._ax.get_legend()])
+        # the bars and the title; the zero line is static, but drawn over the bars
+        self.blit(self.figure, [*self._bars_majority, *self._bars_minority, self._ax.title, self._zero])
         return self.state
