@@ -186,8 +186,6 @@ class GuidanceExplorer(Explorer):
         return (dens * self.n_samples * self._bin_width).numpy()  # (G,) on the histogram's scale
 
     def _build_figure(self):
-        import matplotlib.pyplot as plt
-
         fig, ax = new_figure(width=6.0, height=3.6)
         zeros = np.zeros(len(self.bins) - 1)
         maj = ax.stairs(zeros, self.bins, fill=True, color=MAJORITY, alpha=0.7, label="majority group")
@@ -199,8 +197,7 @@ class GuidanceExplorer(Explorer):
         ax.set(xlim=(self.bins[0], self.bins[-1]), ylim=(0, 1.05 * top), xlabel="x (sign = group)", ylabel="samples",
                title="guided DDIM samples from the same initial noise")
         legend_below(fig, ax, ncol=2)  # off the data: a static part of the picture, never redrawn
-        plt.close(fig)  # drawn by blit(), never by the notebook's inline backend
-        return fig, {"ax": ax, "majority": maj, "minority": mino, "tilted": line, "text": text, "mean": mean_line}
+        return fig, {"majority": maj, "minority": mino, "tilted": line, "text": text, "mean": mean_line}
 
     def _redraw(self, w: float, x: torch.Tensor) -> None:
         if self._artists is None:

@@ -337,8 +337,6 @@ class DDPOExplorer(Explorer):
         (``Explorer.blit``). The epoch axis is fixed (``EPOCH_AXIS`` epochs, doubled when a run goes past
         it, which redraws everything once).
         """
-        import matplotlib.pyplot as plt
-
         if self.figure is None:
             self.figure, (ax_img, ax_share) = new_figure(ncols=2, width=3.6, height=2.4)
             self.figure.set_dpi(72)  # a smaller PNG to render and send on every move
@@ -351,7 +349,6 @@ class DDPOExplorer(Explorer):
             ax_share.set_xlim(-0.5, self.EPOCH_AXIS + 0.5)
             ax_share.set_xlabel("epoch")
             ax_share.set_ylabel("female share")
-            plt.close(self.figure)  # drawn by blit(), never by the notebook's inline backend
         ax_share = self._line.axes
         if len(self.shares) - 1 > ax_share.get_xlim()[1] - 0.5:  # a run past the axis: a wider one
             ax_share.set_xlim(-0.5, 2 * (len(self.shares) - 1) + 0.5)

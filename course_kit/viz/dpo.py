@@ -151,11 +151,8 @@ class DPOExplorer(Explorer):
                 "weight": float(gradient_weight_of_margin(torch.tensor(beta * margin)))}
 
     def _build_figure(self) -> None:
-        """The figure, built once; a move changes its curves, points and titles (``Explorer.blit``)."""
-        import matplotlib.pyplot as plt
-
+        """The figure, built once; a move changes its curves and points (``Explorer.blit``)."""
         fig, axes = new_figure(2, width=5.0, height=3.8)
-        plt.close(fig)  # ours to draw, not pyplot's: a notebook's plt.show() must not show it again
         k = torch.arange(len(self.order))
         a = self._artists
         a["curve"], = axes[0].plot(self.margins, self.margins * 0, color=ACCENT, lw=2.2)

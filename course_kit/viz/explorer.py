@@ -55,16 +55,10 @@ class Explorer:
         The figure is closed for pyplot (the inline backend never shows it) and stays usable for the
         next move.
         """
-        import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        self.figure = fig
-        plt.close(fig)
-        if type(fig.canvas) is not FigureCanvasAgg:
-            FigureCanvasAgg(fig)
+        _own_agg_canvas(fig)
         fig.canvas.draw()
-        self.png = canvas_png(fig.canvas)
-        self.show_png(self.png)
+        self.figure = fig
+        self.show_png(canvas_png(fig.canvas))
 
     def background(self, fig, moving: Sequence[Any], key: Hashable = None):
         """The stored bitmap of ``fig`` without the ``moving`` artists, for the static state ``key``; drawn once.
@@ -72,13 +66,8 @@ class Explorer:
         ``key`` names what the static part depends on (the axis limits, say): one bitmap per key, kept
         for the explorer's life. The first bitmap of a figure also fixes its layout.
         """
-        import matplotlib.pyplot as plt
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
         if (id(fig), key) not in self._backgrounds:
-            plt.close(fig)  # drawn here, never by the notebook's inline backend
-            if type(fig.canvas) is not FigureCanvasAgg:
-                FigureCanvasAgg(fig)
+            _own_agg_canvas(fig)
             if fig.get_layout_engine() is not None:
                 fig.canvas.draw()  # the layout engine runs here, once, with every artist in place
                 fig.set_layout_engine("none")  # then the positions stay
@@ -107,8 +96,7 @@ class Explorer:
         for artist in sorted(moving, key=lambda a: a.get_zorder()):  # stable: equal z-orders keep the given order
             artist.draw(renderer)  # what Axes.draw_artist does, for figure-level artists too
         self.figure = fig
-        self.png = canvas_png(canvas)  # the image on display, readable by tests
-        self.show_png(self.png)
+        self.show_png(canvas_png(canvas))
 
     def show_png(self, png: bytes) -> None:
         """Show an already rendered PNG: the explorer's ``Image`` widget takes the new bytes.
@@ -130,6 +118,16 @@ class Explorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _own_agg_canvas(fig) -> None:
+    """Give ``fig`` an Agg canvas of its own and take it from pyplot: the explorer draws it, the inline backend never does."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    plt.close(fig)
+    if type(fig.canvas) is not FigureCanvasAgg:
+        FigureCanvasAgg(fig)
 
 
 def canvas_png(canvas, compress_level: int = 1) -> bytes:

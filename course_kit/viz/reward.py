@@ -212,9 +212,7 @@ class RewardExplorer(Explorer):
         fig, ax = plot_proxy_vs_gold(self.world, torch.from_numpy(aligned), limits=self.limits)
         typical_points, long_points = ax.collections[:2]
         ax.get_legend().remove()  # said once in the label instead: a fifth of every redraw's time
-        lo, hi = ax.get_xlim()
-        ax.lines[0].set_data([-1e6, 1e6], [-1e6, 1e6])  # the proxy = gold diagonal, across any limits
-        ax.set(xlim=(lo, hi), ylim=(lo, hi))
+        ax.lines[0].set_data([-1e6, 1e6], [-1e6, 1e6])  # the proxy = gold diagonal, across any limits (each step sets them)
         self._figure_parts = (fig, ax, typical_points, long_points)
         for limits in sorted({self.limits_for(fit.numpy()) for fit in self.fits.values()}):  # a full draw each, once
             ax.set(xlim=limits, ylim=limits)
