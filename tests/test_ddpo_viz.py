@@ -85,3 +85,31 @@ def test_explorer_moves_sample_nothing_and_show_the_evaluated_portraits(monkeypa
     shown = ex._numbers(4.5)["latents"]  # (n_images, 8): what the portraits were rendered from
     assert shown.shape == (ex.n_images, 8)
     assert torch.allclose(shown, fresh["latents"][:ex.n_images], atol=1e-4)
+
+
+def test_a_new_run_before_training_copies_no_weights_and_reset_after_training_restores_them(monkeypatch):
+    """Prompt and reward moves of an untrained run touch no weights and build no trainer; reset after an epoch does."""
+    import torch
+
+    from course_kit.experiments.ddpo import SHIFT_PROMPT
+
+    ex = DDPOExplorer(eval_n=64)
+    pretrained = {k: v.clone() for k, v in ex.model.state_dict().items()}
+    with monkeypatch.context() as m:
+        m.setattr(ex.model, "load_state_dict", lambda *a, **k: pytest.fail("an untrained run copied weights back"))
+        ex.update(prompt="photo of a nurse")
+        ex.update(reward="balance")
+        ex.update(action="reset")
+    assert ex.trainer is None and ex.state["epoch"] == 0
+    ex.update(reward="shift")
+    ex.update(prompt=SHIFT_PROMPT)
+    before = ex.state["share"]
+    ex.update(action="epoch")  # builds the trainer; R_shift moves the weights on the engineer prompt
+    assert ex.trainer is not None and ex.state["epoch"] == 1
+    moved = ex.model.state_dict()
+    assert any(not torch.equal(moved[k], pretrained[k]) for k in pretrained)
+    ex.update(prompt="photo of a nurse")  # a new run: the pretrained weights again, no trainer yet
+    assert ex.trainer is None and ex.state["epoch"] == 0
+    assert all(torch.equal(ex.model.state_dict()[k], pretrained[k]) for k in pretrained)
+    ex.update(prompt=SHIFT_PROMPT)
+    assert ex.state["share"] == before

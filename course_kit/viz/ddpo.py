@@ -271,27 +271,44 @@ class DDPOExplorer(Explorer):
         self.widget = W.VBox([W.HBox([c["prompt"], c["reward"]]), W.HBox([c["w"], c["epoch"], c["reset"]]),
                               self.label, self.output])
         self._image = self._line = None
+        self._trained = False  # have the model's weights moved since the pretrained ones were put back
         self.update(action="reset")
 
+    @property
+    def epoch(self) -> int:
+        """Epochs trained in this run (0 until the epoch button builds the trainer)."""
+        return self.trainer.epoch if self.trainer is not None else 0
+
     def _new_run(self) -> None:
+        """Start again from the pretrained model; the trainer is built by the run's first epoch.
+
+        Only a trained model needs its weights put back, and only an epoch needs a trainer, so a new
+        prompt or reward before any training costs nothing but the lookup (the dropdown's 100 ms).
+        """
+        if self._trained:
+            self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
+            self._trained = False
+        self.trainer = None
+        self.shares: List[float] = []
+        # (epoch, w) -> {"share", "none_rate", "latents" (n_images, 8)} of this run's model
+        self._cache: Dict[tuple, Dict[str, Any]] = {}
+
+    def _new_trainer(self):
+        """A DDPO trainer for the current prompt's run: the reward and w on the controls, the lab's config."""
         from course_kit.diffusion.ddpo import DDPOTrainer
         from course_kit.diffusion.gender_rewards import make_gender_reward
         from course_kit.experiments.ddpo import CONFIGS
 
-        self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
         config = replace(CONFIGS[self.values["reward"]], w=float(self.values["w"]), seed=self.seed)
-        self.trainer = DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
-        self.shares: List[float] = []
-        # (epoch, w) -> {"share", "none_rate", "latents" (n_images, 8)} of this run's model
-        self._cache: Dict[tuple, Dict[str, Any]] = {}
+        return DDPOTrainer(self.model, make_gender_reward(self.classifier.classify, self.values["reward"]), config)
 
     def _numbers(self, w: float) -> Dict[str, Any]:
         """Share, None rate and portrait latents of the current model at ``w``: stored, cached, or measured now."""
         from course_kit.experiments.ddpo import evaluate
 
-        key = (self.trainer.epoch, float(w))
+        key = (self.epoch, float(w))
         if key not in self._cache:
-            stored = self._pretrained.get(self.values["prompt"], {}).get(f"{w:g}") if self.trainer.epoch == 0 else None
+            stored = self._pretrained.get(self.values["prompt"], {}).get(f"{w:g}") if self.epoch == 0 else None
             if stored is None:
                 ev = evaluate(self.model, self.classifier, self.values["prompt"], float(w), n=self.eval_n, seed=self.seed)
                 stored = {"share": ev["share"], "none_rate": ev["none_rate"], "latents": ev["latents"]}
@@ -312,9 +329,13 @@ class DDPOExplorer(Explorer):
         if new_run:
             self._new_run()
         elif "w" in values:
-            self.trainer.config = replace(self.trainer.config, w=float(self.values["w"]))
+            if self.trainer is not None:
+                self.trainer.config = replace(self.trainer.config, w=float(self.values["w"]))
             self.shares = self.shares[:-1]  # the last share is re-measured at the new w
         if action == "epoch":
+            if self.trainer is None:
+                self.trainer = self._new_trainer()
+            self._trained = True
             self.trainer.train_epoch([self.values["prompt"]])
             for w in self.ws:  # every w of the slider once per epoch: later w moves only look up
                 self._numbers(w)
@@ -322,10 +343,10 @@ class DDPOExplorer(Explorer):
             ev = self._numbers(float(self.values["w"]))
             images = self.model.decode(ev["latents"])  # (n_images, 3, H, W): the portraits on display
         self.shares.append(ev["share"])
-        self.state = {"epoch": self.trainer.epoch, "shares": list(self.shares), "share": ev["share"],
+        self.state = {"epoch": self.epoch, "shares": list(self.shares), "share": ev["share"],
                       "none_rate": ev["none_rate"], **self.values}
         self.label.value = (f"{self.values['prompt']} | R_{self.values['reward']} | "
-                            f"epoch {self.trainer.epoch} | female share {ev['share']:.2f} | None rate "
+                            f"epoch {self.epoch} | female share {ev['share']:.2f} | None rate "
                             f"{ev['none_rate']:.2f} | shares so far: " + ", ".join(f"{v:.2f}" for v in self.shares))
         self._draw(images)
         return self.state
