@@ -45,7 +45,7 @@ lab: setup
 	$(BIN)/jupyter lab labs/ $(ROOT_FLAG)
 
 test: setup-test
-	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope --ignore=tests/browser
+	$(BIN)/python -m pytest tests labs --nbval -q -n 2 --dist loadscope --no-loadscope-reorder --ignore=tests/browser
 	$(BIN)/python -m pytest tests/browser -q -rs -n 2 --dist load
 
 student-edition: setup-test

@@ -6,6 +6,27 @@ import pytest
 from course_kit.runtime import single_thread
 
 
+def _start_rank(item) -> int:
+    """Where a test's scope starts in ``make test``'s queue: the long scopes first, the many short ones last.
+
+    ``make test`` hands whole modules (and classes) to its two workers in this order
+    (``--dist loadscope --no-loadscope-reorder``), so the run ends on short unit-test modules instead of
+    one worker running a five-minute scope alone: first the Colab module's own functions (they
+    install Colab's packages, which the two notebook halves then share), then the labs' notebooks,
+    then the two halves of the student notebooks on Colab's packages, then the rest.
+    """
+    path = item.nodeid.split("::")[0]
+    if path.endswith("test_colab_runtime.py"):
+        return 0 if item.cls is None else 2
+    if path.endswith(".ipynb"):
+        return 1
+    return 3
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_start_rank)  # stable: collection order within each rank
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     with single_thread():

@@ -132,18 +132,34 @@ def _pip_target(target: Path, requirements) -> subprocess.CompletedProcess:
                            "--target", str(target), *requirements], capture_output=True, text=True)
 
 
-@pytest.fixture(scope="module")
-def colab_side(tmp_path_factory):
+@pytest.fixture(scope="session")
+def colab_side(tmp_path_factory, testrun_uid):
+    """(the side folder with Colab's kept versions, {name: version}): installed once per test run.
+
+    ``make test`` runs this module on two pytest workers (the notebook halves below): they share one
+    folder through a file lock, so pip installs Colab's packages once, not once per worker.
+    """
+    from filelock import FileLock
+
     kept, upgraded = split_pins()
-    target = tmp_path_factory.mktemp("colab-runtime")
-    done = _pip_target(target, [f"{n}=={v}" for n, v in kept.items()])
-    for _ in range(5):  # then what Colab's versions need beyond ours, as pip would bring them
-        missing = missing_requirements(target) if done.returncode == 0 else []
-        if not missing:
-            break
-        done = _pip_target(target, missing)
-    if done.returncode != 0:
-        pytest.skip(f"could not install Colab's packages ({done.stderr.strip().splitlines()[-1:]})")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this run
+    target = base / f"colab-runtime-{testrun_uid}"
+    with FileLock(str(target) + ".lock"):
+        failed = target.with_name(target.name + ".failed")
+        if not target.exists() and not failed.exists():
+            target.mkdir()
+            done = _pip_target(target, [f"{n}=={v}" for n, v in kept.items()])
+            for _ in range(5):  # then what Colab's versions need beyond ours, as pip would bring them
+                missing = missing_requirements(target) if done.returncode == 0 else []
+                if not missing:
+                    break
+                done = _pip_target(target, missing)
+            if done.returncode != 0:
+                failed.write_text(f"{done.stderr.strip().splitlines()[-1:]}")
+        if failed.exists():
+            pytest.skip(f"could not install Colab's packages ({failed.read_text()})")
     print("Colab's versions kept:", kept)
     print("upgraded by the setup cell's install:", upgraded)
     return target, kept
