@@ -82,7 +82,7 @@ def jupyter_lab(root: Path, log_path: Path) -> Iterator[Dict[str, str]]:
                 if server.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"JupyterLab did not start; see {log_path}")
                 time.sleep(0.5)
-        yield {"base": base, "token": token}
+        yield {"base": base, "token": token, "pid": server.pid}
     finally:
         stop_process_group(server)
         log.close()
@@ -310,34 +310,87 @@ def move(area, control: Dict, step: int = 0) -> str:
 class MachineTurns:
     """Browser workers sharing one machine: notebooks run side by side, timed widget moves run alone.
 
-    Each worker holds a shared lock on ``path`` while its notebook runs and an exclusive one while it
-    times an explorer's moves (``fcntl.flock``; unlocked first, so two workers asking at once cannot
-    deadlock). A student runs one notebook at a time: the latency file then times the widget, not the
-    other worker's notebook computing on the same cores. Without ``fcntl`` (not POSIX) it does nothing.
+    A worker is in one of three states:
+
+    - ``pausable()``: its notebook is computing (Run All). Its kernels (the processes under its
+      JupyterLab server, ``server_pid``) are listed in a registry beside ``path``, and another worker's
+      timed moves stop them (SIGSTOP) and let them go on afterwards (SIGCONT): a paused Run All just
+      finishes later, and nobody waits for it.
+    - ``shared()``: it looks at its page (checks, screenshots, the reload); a shared lock on ``path``
+      (``fcntl.flock``), so the moves wait for it, briefly, instead of pausing a page.
+    - ``alone()``: it times an explorer's moves: an exclusive lock on ``path`` (after the others' shared
+      phases end), then it stops the registered kernels of the other workers until it leaves this state.
+
+    A student runs one notebook at a time: the latency file then times the widget, not the other
+    worker's notebook computing on the same cores. Each call first leaves the state before (locks
+    are let go first, so two workers asking at once cannot deadlock; paused kernels are resumed in a
+    ``finally``). Without ``fcntl`` or ``psutil`` it does nothing.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, server_pid: Optional[int] = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a")
+        self._registry_file = open(path.with_name(path.name + ".registry"), "a")  # guards the registry folder
+        self._registry = path.with_name(path.name + ".pausable")  # one file per pausable worker: its server's pid
+        self._registry.mkdir(exist_ok=True)
+        self._entry = self._registry / str(os.getpid())
+        self._server_pid = server_pid
+        self._paused: List = []  # other workers' kernels this worker stopped (psutil.Process)
 
-    def _lock(self, mode_name: Optional[str]) -> None:
+    @staticmethod
+    def _flock(file, mode_name: Optional[str]) -> None:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             return
-        fcntl.flock(self._file, fcntl.LOCK_UN)
+        fcntl.flock(file, fcntl.LOCK_UN)
         if mode_name is not None:
-            fcntl.flock(self._file, getattr(fcntl, mode_name))
+            fcntl.flock(file, getattr(fcntl, mode_name))
+
+    def _leave(self) -> None:
+        """Leave the current state: resume the kernels this worker paused, unregister, let go of the lock."""
+        for kernel in self._paused:
+            with contextlib.suppress(Exception):  # a kernel may have ended meanwhile
+                kernel.resume()
+        self._paused = []
+        self._flock(self._registry_file, None)
+        if self._entry.exists():
+            self._flock(self._registry_file, "LOCK_EX")
+            self._entry.unlink()
+            self._flock(self._registry_file, None)
+        self._flock(self._file, None)
+
+    def pausable(self) -> None:
+        self._leave()
+        if self._server_pid is not None:
+            self._flock(self._registry_file, "LOCK_EX")
+            self._entry.write_text(str(self._server_pid))
+            self._flock(self._registry_file, None)
 
     def shared(self) -> None:
-        self._lock("LOCK_SH")
+        self._leave()
+        self._flock(self._file, "LOCK_SH")
 
     def alone(self) -> None:
-        self._lock("LOCK_EX")
+        self._leave()
+        self._flock(self._file, "LOCK_EX")  # the others' page phases end first
+        self._flock(self._registry_file, "LOCK_EX")  # held until this state ends: nobody registers or leaves meanwhile
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil comes with ipykernel
+            return
+        for entry in self._registry.iterdir():
+            if entry == self._entry:
+                continue
+            with contextlib.suppress(Exception):  # a stale entry: that worker has gone
+                for kernel in psutil.Process(int(entry.read_text())).children(recursive=True):
+                    kernel.suspend()
+                    self._paused.append(kernel)
 
     def release(self) -> None:
-        self._lock(None)
+        self._leave()
         self._file.close()
+        self._registry_file.close()
 
 
 MAX_OUTPUTS_PER_CELL = 6  # "a handful": more means a pile of progress bars or prints a student must scroll past

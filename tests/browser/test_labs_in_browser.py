@@ -5,7 +5,7 @@ render there), no "Error displaying widget", no output collapsed behind "Show mo
 cell with more than a handful of outputs (a pile of progress bars), no formula MathJax could not
 typeset, and that every control of every explorer (sliders by keyboard, dropdowns by selection,
 buttons by click) changes that explorer's figure or label, timed in the page while no other notebook
-runs (``MachineTurns``; median of three moves in ``runs/browser/latency.json``). Then save, reopen the notebook in a fresh
+runs (``MachineTurns``: the other worker's Run All is paused meanwhile; median of three moves in ``runs/browser/latency.json``). Then save, reopen the notebook in a fresh
 browser context (as a student reloading the page): still no dead widget, no error output and no
 MathJax error. A screenshot of every figure is left in ``runs/browser/figures/<lab>/`` (CI artefacts).
 """
@@ -49,21 +49,22 @@ def _write_latency(testrun_uid):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_lab_runs_and_its_widgets_answer(lab, browser, lab_server):
-    turns = MachineTurns(ARTIFACTS / "machine.lock")
-    turns.shared()
+    turns = MachineTurns(ARTIFACTS / "machine.lock", server_pid=lab_server["pid"])
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     console = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     try:
+        turns.pausable()  # the other worker's timed moves pause this notebook's kernel instead of waiting for it
         open_notebook(page, lab_server, lab)
         seconds = run_all(page, RUN_TIMEOUT_S)
+        turns.shared()  # looking at the page: the other worker's moves wait for this
         errors = stderr_outputs(page)
         assert not errors, f"{lab}: stderr/error outputs after Run All ({seconds:.0f} s): {errors}"
         assert unrun_cells(page) == 0, f"{lab}: cells not run after Run All ({seconds:.0f} s)"
         assert broken_widgets(page) == 0, f"{lab}: 'Error displaying widget' shown"
         moved = []
-        turns.alone()  # the moves are timed while no other notebook runs
+        turns.alone()  # the moves are timed while no other notebook runs (the other worker's kernel paused)
         for area in widget_outputs(page):
             for control in controls_of(area):
                 times = []
