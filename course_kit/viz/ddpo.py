@@ -286,7 +286,10 @@ class DDPOExplorer(Explorer):
         prompt or reward before any training costs nothing but the lookup (the dropdown's 100 ms).
         """
         if self._trained:
-            self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
+            from course_kit.runtime import single_thread
+
+            with single_thread():  # 21 small tensors: 1 ms on one thread, up to 80 ms on two threads of a busy CPU
+                self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
             self._trained = False
         self.trainer = None
         self.shares: List[float] = []
