@@ -271,6 +271,7 @@ class DDPOExplorer(Explorer):
         self.widget = W.VBox([W.HBox([c["prompt"], c["reward"]]), W.HBox([c["w"], c["epoch"], c["reset"]]),
                               self.label, self.output])
         self._image = self._line = None
+        self.trainer = None  # this run's DDPOTrainer, built by its first epoch (None: not trained yet)
         self._trained = False  # have the model's weights moved since the pretrained ones were put back
         self.update(action="reset")
 
@@ -283,7 +284,8 @@ class DDPOExplorer(Explorer):
         """Start again from the pretrained model; the trainer is built by the run's first epoch.
 
         Only a trained model needs its weights put back, and only an epoch needs a trainer, so a new
-        prompt or reward before any training costs nothing but the lookup (the dropdown's 100 ms).
+        prompt or reward before any training costs only the stored lookup and the redraw (the dropdown
+        answers within the page's 100 ms).
         """
         if self._trained:
             from course_kit.runtime import single_thread
