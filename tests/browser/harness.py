@@ -353,11 +353,10 @@ class MachineTurns:
             with contextlib.suppress(Exception):  # a kernel may have ended meanwhile
                 kernel.resume()
         self._paused = []
-        self._flock(self._registry_file, None)
         if self._entry.exists():
             self._flock(self._registry_file, "LOCK_EX")
             self._entry.unlink()
-            self._flock(self._registry_file, None)
+        self._flock(self._registry_file, None)
         self._flock(self._file, None)
 
     def pausable(self) -> None:
@@ -386,6 +385,11 @@ class MachineTurns:
                 for kernel in psutil.Process(int(entry.read_text())).children(recursive=True):
                     kernel.suspend()
                     self._paused.append(kernel)
+        deadline = time.time() + 1.0  # SIGSTOP lands asynchronously: the moves start once the kernels have stopped
+        for kernel in self._paused:
+            with contextlib.suppress(Exception):
+                while kernel.status() != psutil.STATUS_STOPPED and time.time() < deadline:
+                    time.sleep(0.002)
 
     def release(self) -> None:
         self._leave()
