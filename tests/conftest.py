@@ -72,7 +72,21 @@ def figure_audit(request):
 
 
 @pytest.fixture(scope="session")
-def quick_headline(tmp_path_factory, testrun_uid):
+def run_folder(tmp_path_factory, testrun_uid):
+    """A folder of this test run that every pytest worker sees (the same path on both of ``make test``'s
+    workers): what one worker computes there under a file lock, the other reads."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' base folders sit side by side in the run's
+    folder = base / f"shared-{testrun_uid}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def quick_headline(run_folder):
     """``quick_headline(lab)``: ``course-kit run <lab> --quick --json`` run once per test session, offline.
 
     Returns ``{"figures": the JSON figures, "sockets": what the run tried to reach (empty: nothing)}``.
@@ -89,10 +103,7 @@ def quick_headline(tmp_path_factory, testrun_uid):
 
     from filelock import FileLock
 
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers of this run
-    folder = base / f"quick-headlines-{testrun_uid}"
+    folder = run_folder / "quick-headlines"
     folder.mkdir(exist_ok=True)
     no_network = Path(__file__).parent / "no_network"
 

@@ -133,19 +133,16 @@ def _pip_target(target: Path, requirements) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def colab_side(tmp_path_factory, testrun_uid):
+def colab_side(run_folder):
     """(the side folder with Colab's kept versions, {name: version}): installed once per test run.
 
     ``make test`` runs this module on two pytest workers (the notebook halves below): they share one
-    folder through a file lock, so pip installs Colab's packages once, not once per worker.
+    folder (``run_folder``) through a file lock, so pip installs Colab's packages once, not once per worker.
     """
     from filelock import FileLock
 
     kept, upgraded = split_pins()
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers of this run
-    target = base / f"colab-runtime-{testrun_uid}"
+    target = run_folder / "colab-runtime"
     with FileLock(str(target) + ".lock"):
         failed = target.with_name(target.name + ".failed")
         if not target.exists() and not failed.exists():

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from course_kit.runtime import single_thread
 from course_kit.viz.explorer import Explorer
 from course_kit.viz.audit import contrast_ratio
 from course_kit.viz.style import ACCENT, MAJORITY, MINORITY, NEUTRAL, PALETTE, legend_below, new_figure
@@ -271,8 +272,7 @@ class DDPOExplorer(Explorer):
         self.widget = W.VBox([W.HBox([c["prompt"], c["reward"]]), W.HBox([c["w"], c["epoch"], c["reset"]]),
                               self.label, self.output])
         self._image = self._line = None
-        self.trainer = None  # this run's DDPOTrainer, built by its first epoch (None: not trained yet)
-        self._trained = False  # have the model's weights moved since the pretrained ones were put back
+        self.trainer = None  # this run's DDPOTrainer, built by its first epoch (None: the weights are the pretrained ones)
         self.update(action="reset")
 
     @property
@@ -287,12 +287,9 @@ class DDPOExplorer(Explorer):
         prompt or reward before any training costs only the stored lookup and the redraw (the dropdown
         answers within the page's 100 ms).
         """
-        if self._trained:
-            from course_kit.runtime import single_thread
-
+        if self.trainer is not None:  # trained: put the pretrained weights back
             with single_thread():  # 21 small tensors: 1 ms on one thread, up to 80 ms on two threads of a busy CPU
                 self.model.load_state_dict(self._pretrained_weights)  # the pretrained model again, without reading data/
-            self._trained = False
         self.trainer = None
         self.shares: List[float] = []
         # (epoch, w) -> {"share", "none_rate", "latents" (n_images, 8)} of this run's model
@@ -323,8 +320,6 @@ class DDPOExplorer(Explorer):
 
     def update(self, action: Optional[str] = None, **values: Any) -> Dict[str, Any]:
         """Apply control values and/or an action ("epoch", "reset"), re-evaluate, redraw; return ``state``."""
-        from course_kit.runtime import single_thread
-
         unknown = set(values) - set(self.values)
         if unknown or action not in (None, "epoch", "reset"):
             raise ValueError(f"unknown control(s) {sorted(unknown)} or action {action!r}; controls: "
@@ -340,7 +335,6 @@ class DDPOExplorer(Explorer):
         if action == "epoch":
             if self.trainer is None:
                 self.trainer = self._new_trainer()
-            self._trained = True
             self.trainer.train_epoch([self.values["prompt"]])
             for w in self.ws:  # every w of the slider once per epoch: later w moves only look up
                 self._numbers(w)
